@@ -1,0 +1,29 @@
+import client from 'prom-client';
+
+export type Transport = 'h1' | 'h2';
+
+/** Prometheus metrics of one backend; a private registry so several backends can share a process (tests). */
+export class BackendMetrics {
+  readonly registry = new client.Registry();
+  readonly sessions: client.Gauge<'transport' | 'route'>;
+  readonly handshakes: client.Counter<'transport' | 'route' | 'result'>;
+  readonly messages: client.Counter<'direction' | 'transport'>;
+  readonly bytes: client.Counter<'direction' | 'transport'>;
+  readonly closes: client.Counter<'code'>;
+
+  constructor(backendId: string) {
+    this.registry.setDefaultLabels({ backend: backendId });
+    client.collectDefaultMetrics({ register: this.registry });
+    const registers = [this.registry];
+    this.sessions = new client.Gauge({ name: 'ws_sessions', help: 'Open WebSocket sessions', labelNames: ['transport', 'route'], registers });
+    this.handshakes = new client.Counter({
+      name: 'ws_handshakes_total',
+      help: 'WebSocket handshakes by outcome (ok, or the HTTP status sent)',
+      labelNames: ['transport', 'route', 'result'],
+      registers,
+    });
+    this.messages = new client.Counter({ name: 'ws_messages_total', help: 'WebSocket messages', labelNames: ['direction', 'transport'], registers });
+    this.bytes = new client.Counter({ name: 'ws_bytes_total', help: 'WebSocket payload bytes', labelNames: ['direction', 'transport'], registers });
+    this.closes = new client.Counter({ name: 'ws_closes_total', help: 'WebSocket sessions closed, by close code', labelNames: ['code'], registers });
+  }
+}

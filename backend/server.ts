@@ -1,0 +1,186 @@
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import http2 from 'node:http2';
+import type net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { BackendConfig } from '../lib/config.js';
+import { CloseCode } from '../lib/errors.js';
+import { logger } from '../lib/log.js';
+import { createSniffingServer } from '../lib/protocol-sniffer.js';
+import { acceptExtendedConnect } from '../lib/ws-h2-adapter.js';
+import { BackendMetrics, type Transport } from './metrics.js';
+import { matchRoute, Routes, type RouteMatch } from './routes.js';
+
+/** Subprotocols every route speaks, in server preference order. */
+export const SUBPROTOCOLS = ['chat.v2', 'chat.v1'] as const;
+
+export interface Backend {
+  readonly id: string;
+  readonly port: number;
+  readonly metrics: BackendMetrics;
+  readonly routes: Routes;
+  sessionCount(): number;
+  /** Stop accepting, close every session with 1001, wait up to the drain timeout, then force. */
+  close(): Promise<void>;
+}
+
+export async function startBackend(config: BackendConfig, log: Logger = logger('backend', { backend: config.id })): Promise<Backend> {
+  const metrics = new BackendMetrics(config.id);
+  const routes = new Routes({ backendId: config.id, log, metrics, feedRateHz: config.feedRateHz });
+  const sessions = new Set<WebSocket>();
+  const h2Sessions = new Set<http2.ServerHttp2Session>();
+  const h1Sockets = new Set<net.Socket | Duplex>();
+  let draining = false;
+
+  const idHeader = { 'x-backend-id': config.id };
+
+  function begin(ws: WebSocket, transport: Transport, route: RouteMatch, params: URLSearchParams): void {
+    sessions.add(ws);
+    metrics.sessions.inc({ transport, route: route.name });
+    metrics.handshakes.inc({ transport, route: route.name, result: 'ok' });
+    // A WebSocket without an 'error' listener takes the process down on the first bad frame;
+    // ws has already answered with the right close code (1002/1007/1009) by the time this fires.
+    ws.on('error', (err) => log.debug({ err: err.message, code: (err as { code?: string }).code, transport }, 'session error'));
+    ws.on('close', (code) => {
+      sessions.delete(ws);
+      metrics.sessions.dec({ transport, route: route.name });
+      metrics.closes.inc({ code: String(code) });
+    });
+    routes.attach({ ws, transport, route: route.name, params }, route);
+  }
+
+  function plainResponse(path: string): { status: number; type: string; body: () => Promise<string> } {
+    if (path === '/healthz') {
+      return {
+        status: draining ? 503 : 200,
+        type: 'application/json',
+        body: async () => JSON.stringify({ status: draining ? 'draining' : 'ok', backend: config.id, sessions: sessions.size }),
+      };
+    }
+    if (path === '/metrics') return { status: 200, type: metrics.registry.contentType, body: () => metrics.registry.metrics() };
+    if (matchRoute(path)) return { status: 426, type: 'text/plain', body: async () => 'this is a WebSocket endpoint: send an Upgrade (HTTP/1.1) or an extended CONNECT (HTTP/2)\n' };
+    return { status: 404, type: 'text/plain', body: async () => `no route for ${path}\n` };
+  }
+
+  // ---- HTTP/1.1: plain requests and Upgrade ------------------------------------------------
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: config.maxPayloadBytes,
+    handleProtocols: (offered) => SUBPROTOCOLS.find((p) => offered.has(p)) ?? false,
+  });
+  wss.on('headers', (headers) => headers.push(`x-backend-id: ${config.id}`));
+
+  const h1 = http.createServer(async (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://backend');
+    const answer = plainResponse(url.pathname);
+    res.writeHead(answer.status, { 'content-type': answer.type, ...idHeader }).end(await answer.body());
+  });
+  h1.on('connection', (socket: net.Socket) => {
+    h1Sockets.add(socket);
+    socket.once('close', () => h1Sockets.delete(socket));
+  });
+  h1.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    const url = new URL(req.url ?? '/', 'http://backend');
+    const route = matchRoute(url.pathname);
+    const refuse = (status: number, reason: string) => {
+      metrics.handshakes.inc({ transport: 'h1', route: route?.name ?? 'none', result: String(status) });
+      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nx-backend-id: ${config.id}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${reason}\n`);
+    };
+    if (draining) return refuse(503, 'backend is draining');
+    if (!route) return refuse(404, `no WebSocket route for ${url.pathname}`);
+    if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return refuse(400, 'only "Upgrade: websocket" is served');
+    wss.handleUpgrade(req, socket, head, (ws) => begin(ws, 'h1', route, url.searchParams));
+  });
+
+  // ---- HTTP/2: extended CONNECT (RFC 8441) and plain requests ---------------------------------
+  // Everything goes through 'stream': a compatibility 'request' listener next to it resets
+  // extended CONNECT streams right after the 200 (see FIELD-NOTES).
+  const h2 = http2.createServer({
+    settings: { enableConnectProtocol: true, maxConcurrentStreams: config.h2MaxConcurrentStreams },
+    maxSessionMemory: config.maxSessionMemoryMb,
+  });
+  h2.on('session', (session) => {
+    h2Sessions.add(session);
+    session.on('error', (err) => log.debug({ err: err.message }, 'h2 session error'));
+    session.once('close', () => h2Sessions.delete(session));
+    if (draining) session.close();
+  });
+  h2.on('stream', (stream, headers) => {
+    stream.on('error', (err) => log.debug({ err: err.message }, 'h2 stream error'));
+    const url = new URL(String(headers[':path'] ?? '/'), 'http://backend');
+    if (headers[':method'] === 'CONNECT') {
+      const route = matchRoute(url.pathname);
+      const refuse = (status: number, reason: string) => {
+        metrics.handshakes.inc({ transport: 'h2', route: route?.name ?? 'none', result: String(status) });
+        stream.respond({ ':status': status, 'content-type': 'text/plain', ...idHeader });
+        stream.end(reason + '\n');
+      };
+      if (draining) return refuse(503, 'backend is draining');
+      if (!route) return refuse(404, `no WebSocket route for ${url.pathname}`);
+      const result = acceptExtendedConnect(stream, headers, {
+        protocols: SUBPROTOCOLS,
+        responseHeaders: idHeader,
+        maxPayload: config.maxPayloadBytes,
+      });
+      if (!result.ok) {
+        metrics.handshakes.inc({ transport: 'h2', route: route.name, result: String(result.status) });
+        return;
+      }
+      begin(result.ws, 'h2', route, url.searchParams);
+      return;
+    }
+    const answer = plainResponse(url.pathname);
+    void answer.body().then(
+      (body) => {
+        if (stream.destroyed) return;
+        stream.respond({ ':status': answer.status, 'content-type': answer.type, ...idHeader });
+        stream.end(body);
+      },
+      () => stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR),
+    );
+  });
+
+  // ---- One port for all of it ----------------------------------------------------------------
+  const tlsOptions =
+    config.tlsCert && config.tlsKey ? { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) } : undefined;
+  const listener = createSniffingServer({ h1, h2, tls: tlsOptions });
+  await new Promise<void>((resolve, reject) => {
+    listener.once('error', reject);
+    listener.listen(config.port, config.host, () => {
+      listener.off('error', reject);
+      resolve();
+    });
+  });
+  listener.on('error', (err) => log.error({ err }, 'listener error'));
+  const port = (listener.address() as net.AddressInfo).port;
+  log.info({ host: config.host, port, tls: Boolean(tlsOptions) }, 'backend listening (HTTP/1.1 Upgrade + h2c extended CONNECT on one port)');
+
+  let closing: Promise<void> | undefined;
+  async function drainAndClose(): Promise<void> {
+    draining = true;
+    listener.close();
+    for (const session of h2Sessions) session.close(); // GOAWAY: no new streams on existing connections
+    log.info({ sessions: sessions.size, timeoutMs: config.drainTimeoutMs }, 'draining: closing sessions with 1001');
+    for (const ws of sessions) ws.close(CloseCode.GOING_AWAY, 'backend shutting down');
+    const deadline = Date.now() + config.drainTimeoutMs;
+    while (sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    if (sessions.size > 0) log.warn({ sessions: sessions.size }, 'drain timeout: terminating remaining sessions');
+    for (const ws of sessions) ws.terminate();
+    for (const session of h2Sessions) session.destroy();
+    for (const socket of h1Sockets) socket.destroy();
+    wss.close();
+    log.info('backend stopped');
+  }
+
+  return {
+    id: config.id,
+    port,
+    metrics,
+    routes,
+    sessionCount: () => sessions.size,
+    close: () => (closing ??= drainAndClose()),
+  };
+}

@@ -1,0 +1,48 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { WebSocket } from 'ws';
+
+/**
+ * One WebSocket session, whichever transport carries it.
+ * Reading is paused until the next macrotask after `open()` resolves, so listeners attached right
+ * after `await client.open()` see the first messages (e.g. a chat join notice sent with the 101/200).
+ */
+export interface WsSession {
+  /** A plain `ws` WebSocket: send/ping/close/bufferedAmount behave the same on both transports. */
+  ws: WebSocket;
+  transport: 'h1' | 'h2';
+  /** The `x-backend-id` the backend put on its handshake response, if any. */
+  backendId: string | undefined;
+  /** Negotiated subprotocol, '' when none. */
+  protocol: string;
+  /** Handshake response headers (101 for h1, 200 for h2). */
+  headers: IncomingHttpHeaders;
+}
+
+export interface OpenSessionOptions {
+  protocols?: readonly string[];
+  headers?: Record<string, string>;
+}
+
+export interface ClientStats {
+  /** TCP connections open right now. */
+  connections: number;
+  /** WebSocket sessions open (or opening) right now. */
+  openStreams: number;
+  /** TCP connections opened since the client was created. */
+  connectionsOpened: number;
+}
+
+/** What bench and tests program against, so the two transports swap freely. */
+export interface WsClient {
+  readonly transport: 'h1' | 'h2';
+  open(path: string, options?: OpenSessionOptions): Promise<WsSession>;
+  stats(): ClientStats;
+  close(): Promise<void>;
+}
+
+/** Hold incoming messages until the caller's `await open()` continuation has run. */
+export function deliverAfterResolve(session: WsSession, resolve: (s: WsSession) => void): void {
+  session.ws.pause();
+  resolve(session);
+  setImmediate(() => session.ws.resume());
+}

@@ -1,0 +1,209 @@
+import { execFile } from 'node:child_process';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import type { Logger } from 'pino';
+import type { GatewayConfig } from '../lib/config.js';
+import { ChildProcessError, GatewayError, MissingToolError } from '../lib/errors.js';
+import { logger } from '../lib/log.js';
+import { assertPortFree, canConnect, Supervised, waitFor } from './supervisor.js';
+
+// HAProxy as the local front: render the config from the template, run it in master-worker mode,
+// and talk to it over its runtime API (stats socket) and master CLI.
+
+const run = promisify(execFile);
+const TEMPLATE = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'haproxy', 'haproxy.cfg.tmpl');
+export const HAPROXY_INSTALL_HINT = 'sudo apt-get install -y haproxy   (Debian/Ubuntu; HAProxy 2.6+ is needed for RFC 8441)';
+
+export interface ServerEntry {
+  id: string;
+  host: string;
+  port: number;
+}
+
+export type HaproxySettings = Pick<
+  GatewayConfig,
+  'host' | 'frontPort' | 'haproxyStatsPort' | 'haproxyMaxconn' | 'h2MaxConcurrentStreams' | 'hardStopAfterS' | 'haproxyBin' | 'stateDir'
+>;
+
+/** Fill `{{name}}` placeholders; an unknown or unused placeholder is a bug in the template. */
+export function renderTemplate(template: string, values: Record<string, string | number>): string {
+  const used = new Set<string>();
+  const out = template.replace(/\{\{(\w+)\}\}/g, (_m, name: string) => {
+    if (!(name in values)) throw new GatewayError('GW_ERR_TEMPLATE', `haproxy template uses {{${name}}}, which has no value`);
+    used.add(name);
+    return String(values[name]);
+  });
+  const unused = Object.keys(values).filter((k) => !used.has(k));
+  if (unused.length) throw new GatewayError('GW_ERR_TEMPLATE', `haproxy template lacks {{${unused.join('}}, {{')}}}`);
+  return out;
+}
+
+export function renderHaproxyConfig(settings: HaproxySettings, servers: readonly ServerEntry[], statsSocket: string): string {
+  const lines = servers.map((s) => `    server ${s.id} ${s.host}:${s.port}`).join('\n');
+  return renderTemplate(readFileSync(TEMPLATE, 'utf8'), {
+    host: settings.host,
+    frontPort: settings.frontPort,
+    statsPort: settings.haproxyStatsPort,
+    maxconn: settings.haproxyMaxconn,
+    h2MaxConcurrentStreams: settings.h2MaxConcurrentStreams,
+    hardStopAfterS: settings.hardStopAfterS,
+    statsSocket,
+    servers: lines,
+  });
+}
+
+/** Send one command to a HAProxy CLI socket (runtime API or master CLI) and read the whole answer. */
+export function socketCommand(socketPath: string, command: string, timeoutMs = 5_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(socketPath);
+    const chunks: Buffer[] = [];
+    socket.setTimeout(timeoutMs, () => socket.destroy(new GatewayError('GW_ERR_TIMEOUT', `HAProxy CLI "${command}" timed out`)));
+    socket.on('connect', () => socket.end(command + '\n'));
+    socket.on('data', (c) => chunks.push(c));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString()));
+  });
+}
+
+/** Parse `show stat` CSV into one object per proxy/server row. */
+export function parseShowStat(csv: string): Array<Record<string, string>> {
+  const lines = csv.split('\n').filter((l) => l.trim());
+  const header = lines.shift()?.replace(/^# /, '').split(',') ?? [];
+  return lines.map((line) => Object.fromEntries(line.split(',').map((v, i) => [header[i] ?? String(i), v])));
+}
+
+export async function haproxyVersion(bin = 'haproxy'): Promise<string> {
+  try {
+    const { stdout } = await run(bin, ['-v']);
+    return /version (\S+)/.exec(stdout)?.[1] ?? 'unknown';
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new MissingToolError(bin, HAPROXY_INSTALL_HINT);
+    throw err;
+  }
+}
+
+const LEVELS: Record<string, 'info' | 'warn' | 'error'> = { NOTICE: 'info', WARNING: 'warn', ALERT: 'error' };
+
+export class HaproxyFront {
+  readonly settings: HaproxySettings;
+  readonly stateDir: string;
+  readonly configPath: string;
+  readonly statsSocket: string;
+  readonly masterSocket: string;
+  readonly #log: Logger;
+  #servers: ServerEntry[];
+  #process: Supervised | undefined;
+  #stopping = false;
+  version = '';
+
+  constructor(settings: HaproxySettings, servers: readonly ServerEntry[], log: Logger = logger('haproxy')) {
+    this.settings = settings;
+    this.#servers = [...servers];
+    this.#log = log;
+    this.stateDir = path.resolve(settings.stateDir);
+    this.configPath = path.join(this.stateDir, 'haproxy.cfg');
+    this.statsSocket = path.join(this.stateDir, 'haproxy-stats.sock');
+    this.masterSocket = path.join(this.stateDir, 'haproxy-master.sock');
+  }
+
+  get pid(): number | undefined {
+    return this.#process?.pid;
+  }
+
+  get frontUrl(): string {
+    return `http://${this.settings.host}:${this.settings.frontPort}`;
+  }
+
+  /** Render the config atomically (a reload must never read half a file). */
+  writeConfig(): void {
+    mkdirSync(this.stateDir, { recursive: true });
+    const tmp = `${this.configPath}.${process.pid}.tmp`;
+    writeFileSync(tmp, renderHaproxyConfig(this.settings, this.#servers, this.statsSocket));
+    renameSync(tmp, this.configPath);
+  }
+
+  async start(): Promise<void> {
+    const bin = this.settings.haproxyBin;
+    this.version = await haproxyVersion(bin);
+    await assertPortFree(this.settings.host, this.settings.frontPort, 'HAProxy front');
+    await assertPortFree(this.settings.host, this.settings.haproxyStatsPort, 'HAProxy stats');
+    this.writeConfig();
+    try {
+      await run(bin, ['-c', '-q', '-f', this.configPath]);
+    } catch (err) {
+      const stderr = (err as { stderr?: string }).stderr ?? String(err);
+      throw new ChildProcessError('haproxy', `rejected ${this.configPath}:\n${stderr.trim()}`);
+    }
+    const proc = new Supervised({
+      name: 'haproxy',
+      command: bin,
+      args: ['-W', '-S', `${this.masterSocket},mode,600`, '-f', this.configPath],
+      log: this.#log,
+      output: 'lines',
+      onStdoutLine: (line) => this.#log.debug({ traffic: line }, 'haproxy log'),
+      onStderrLine: (line) => {
+        // Once we stop it, HAProxy's "worker exited (Terminated)" alerts are expected news.
+        const level = this.#stopping ? 'info' : (LEVELS[/^\[(\w+)\]/.exec(line)?.[1] ?? ''] ?? 'info');
+        this.#log[level](line.replace(/^\[\w+\]\s*/, ''));
+      },
+    });
+    this.#process = proc;
+    await proc.whileRunning(
+      waitFor('HAProxy front to accept connections', () => canConnect(this.settings.host, this.settings.frontPort), 10_000),
+    );
+    this.#log.info({ version: this.version, pid: proc.pid, front: this.frontUrl }, 'haproxy ready');
+  }
+
+  /** Runtime API (stats socket, level admin). */
+  runtime(command: string): Promise<string> {
+    return socketCommand(this.statsSocket, command);
+  }
+
+  /** Master CLI: `show proc`, `reload`, ... */
+  master(command: string): Promise<string> {
+    return socketCommand(this.masterSocket, command);
+  }
+
+  async stats(): Promise<Array<Record<string, string>>> {
+    return parseShowStat(await this.runtime('show stat'));
+  }
+
+  /** The frontend row of `show stat`: `conn_tot` counts client TCP connections, `req_tot` requests/streams. */
+  async frontendStats(name = 'front'): Promise<Record<string, string>> {
+    const row = (await this.stats()).find((r) => r.pxname === name && r.svname === 'FRONTEND');
+    if (!row) throw new GatewayError('GW_ERR_HAPROXY', `no FRONTEND row for ${name} in show stat`);
+    return row;
+  }
+
+  /** Worker PIDs from the master CLI, newest first; old workers still draining are listed too. */
+  async workers(): Promise<Array<{ pid: number; reloads: number }>> {
+    const out = await this.master('show proc');
+    const workers: Array<{ pid: number; reloads: number }> = [];
+    for (const line of out.split('\n')) {
+      const m = /^(\d+)\s+worker\s+(\d+)/.exec(line.trim());
+      if (m) workers.push({ pid: Number(m[1]), reloads: Number(m[2]) });
+    }
+    return workers;
+  }
+
+  /** Master-worker reload: a new worker takes the listeners; old ones send GOAWAY and drain. */
+  async reload(): Promise<void> {
+    this.writeConfig();
+    const before = new Set((await this.workers()).map((w) => w.pid));
+    await this.master('reload');
+    await waitFor(
+      'HAProxy reload to start a new worker',
+      async () => (await this.workers()).some((w) => !before.has(w.pid)),
+      10_000,
+    );
+    this.#log.info({ oldWorkers: [...before] }, 'haproxy reloaded');
+  }
+
+  async stop(graceMs = 5_000): Promise<void> {
+    this.#stopping = true;
+    await this.#process?.stop(graceMs);
+  }
+}

@@ -1,0 +1,35 @@
+// `npm start`: 3 backends + HAProxy front on 127.0.0.1:8080, until Ctrl-C / SIGTERM.
+import { gatewaySchema, loadConfig } from '../lib/config.js';
+import { GatewayError } from '../lib/errors.js';
+import { logger } from '../lib/log.js';
+import { startStack } from './stack.js';
+
+const log = logger('gateway');
+
+try {
+  const { config } = loadConfig(gatewaySchema);
+  const stack = await startStack(config, { log });
+  process.stdout.write(
+    [
+      '',
+      `ready: front ${stack.frontUrl}  (HTTP/1.1 Upgrade and h2c RFC 8441 on one port, HAProxy ${stack.haproxy.version})`,
+      `       routes  ws://${config.host}:${config.frontPort}/echo  /chat/<room>  /feed`,
+      `       stats   ${stack.statsUrl}  (Prometheus: ${stack.statsUrl}metrics)`,
+      `       backends ${stack.backends.map((b) => `${b.id}=${b.url}`).join('  ')}`,
+      `       try: npm run demo -- --front ${stack.frontUrl}     stop: Ctrl-C`,
+      '',
+    ].join('\n'),
+  );
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping: draining backends, then HAProxy');
+    void stack.stop().then(() => process.exit(0));
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+} catch (err) {
+  log.fatal({ code: (err as GatewayError).code }, err instanceof GatewayError ? err.message : String((err as Error)?.stack ?? err));
+  process.exitCode = 1;
+}

@@ -1,0 +1,128 @@
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { ConfigError } from './errors.js';
+
+// The one place for ports, hosts and limits. Every field can be set three ways, highest first:
+//   CLI flag   --front-port 8081      (kebab-case of the field name)
+//   env var    FRONT_PORT=8081        (SCREAMING_SNAKE_CASE of the field name)
+//   default    below
+// Values are validated once at start-up; a bad value throws ConfigError naming the field and its source.
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+const portList = z.preprocess(
+  (v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v),
+  z.array(port).min(1),
+);
+const loopbackOrAny = z.string().min(1);
+
+/** Limits shared by every process that terminates WebSockets or HTTP/2. */
+const limitFields = {
+  /** SETTINGS_MAX_CONCURRENT_STREAMS we advertise; 10,000 sessions must fit on one connection. */
+  h2MaxConcurrentStreams: positiveInt.default(20_000),
+  /** Node's per-session memory cap in MB; the 10 MB default caps one session at about 12k streams. */
+  maxSessionMemoryMb: positiveInt.default(100),
+  /** Largest WebSocket message accepted, in bytes (bigger → close 1009). */
+  maxPayloadBytes: positiveInt.default(1024 * 1024),
+  /** How long a SIGTERM'd process waits for sessions to close after sending 1001. */
+  drainTimeoutMs: positiveInt.default(10_000),
+};
+
+export const gatewaySchema = z.object({
+  host: loopbackOrAny.default('127.0.0.1'),
+  /** Front plaintext port: HTTP/1.1 Upgrade and h2c prior knowledge on one port. */
+  frontPort: port.default(8080),
+  frontTlsPort: port.default(8443),
+  adminPort: port.default(9000),
+  xdsPort: port.default(18000),
+  envoyAdminPort: port.default(9901),
+  haproxyStatsPort: port.default(8404),
+  backendPorts: portList.default([9101, 9102, 9103]),
+  /** Working files: rendered HAProxy config, sockets, pid files. */
+  stateDir: z.string().min(1).default('.gateway'),
+  haproxyBin: z.string().min(1).default('haproxy'),
+  /** HAProxy global maxconn. Each H2 stream costs one upstream socket with HTTP/1.1 servers, so
+   *  10,000 streams need ~20k fds; 9000 keeps HAProxy's computed ulimit under a 20,000 open-files limit. */
+  haproxyMaxconn: positiveInt.default(9_000),
+  /** Old HAProxy workers are killed this long after a reload even if sessions remain. */
+  hardStopAfterS: positiveInt.default(30),
+  feedRateHz: positiveInt.default(10),
+  ...limitFields,
+});
+export type GatewayConfig = z.infer<typeof gatewaySchema>;
+
+export const backendSchema = z.object({
+  id: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'letters, digits, "-" or "_", at most 32'),
+  host: loopbackOrAny.default('127.0.0.1'),
+  port: port.default(9101),
+  /** PEM files; when both are set the port also accepts TLS (ALPN h2, http/1.1). */
+  tlsCert: z.string().optional(),
+  tlsKey: z.string().optional(),
+  feedRateHz: positiveInt.default(10),
+  ...limitFields,
+});
+export type BackendConfig = z.infer<typeof backendSchema>;
+
+const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+const screamingSnake = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase();
+
+type Source = { value: string; origin: string };
+
+/**
+ * Validate `schema` from argv flags and env vars. Unknown flags are errors (a typo must not be
+ * silently ignored); positional arguments are not allowed.
+ */
+export function loadConfig<S extends z.ZodObject>(
+  schema: S,
+  argv: readonly string[] = process.argv.slice(2),
+  env: NodeJS.ProcessEnv = process.env,
+  extraFlags: Record<string, { type: 'boolean' | 'string' }> = {},
+): { config: z.infer<S>; flags: Record<string, string | boolean | undefined> } {
+  const keys = Object.keys(schema.shape);
+  const options: Record<string, { type: 'string' | 'boolean' }> = { ...extraFlags };
+  for (const key of keys) options[kebab(key)] = { type: 'string' };
+
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false });
+  } catch (err) {
+    throw new ConfigError('argv', (err as Error).message);
+  }
+
+  const raw: Record<string, unknown> = {};
+  const sources: Record<string, Source> = {};
+  for (const key of keys) {
+    const flag = parsed.values[kebab(key)];
+    const envName = screamingSnake(key);
+    if (typeof flag === 'string') {
+      raw[key] = flag;
+      sources[key] = { value: flag, origin: `--${kebab(key)}` };
+    } else if (env[envName] !== undefined && env[envName] !== '') {
+      raw[key] = env[envName];
+      sources[key] = { value: env[envName]!, origin: `env ${envName}` };
+    }
+  }
+
+  const result = schema.safeParse(raw);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const key = String(issue.path[0] ?? 'config');
+    const src = sources[key];
+    const where = src ? ` (from ${src.origin}=${JSON.stringify(src.value)})` : '';
+    throw new ConfigError(issue.path.join('.') || key, `${issue.message}${where}`);
+  }
+
+  const flags: Record<string, string | boolean | undefined> = {};
+  for (const name of Object.keys(extraFlags)) flags[name] = parsed.values[name] as string | boolean | undefined;
+  return { config: Object.freeze(result.data) as z.infer<S>, flags };
+}
+
+/** Defaults for library users (tests, bench) who do not read argv/env. */
+export function defaults<S extends z.ZodObject>(schema: S, overrides: Partial<z.input<S>> = {}): z.infer<S> {
+  const result = schema.safeParse(overrides);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    throw new ConfigError(issue.path.join('.'), issue.message);
+  }
+  return result.data;
+}

@@ -1,0 +1,27 @@
+import pino, { type Logger } from 'pino';
+
+// One root logger per process; components get children so every line carries `component`.
+// Human-readable output on a terminal, JSON lines otherwise (CI, pipes, log shippers).
+// LOG_FORMAT=json|pretty forces either; LOG_LEVEL sets the level.
+
+function createRoot(): Logger {
+  const level = process.env.LOG_LEVEL ?? 'info';
+  const format = process.env.LOG_FORMAT ?? (process.stdout.isTTY ? 'pretty' : 'json');
+  if (format === 'pretty') {
+    return pino({
+      level,
+      transport: {
+        target: 'pino-pretty',
+        options: { colorize: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' },
+      },
+    });
+  }
+  return pino({ level, base: { pid: process.pid } });
+}
+
+let root: Logger | undefined;
+
+export function logger(component: string, bindings: Record<string, unknown> = {}): Logger {
+  root ??= createRoot();
+  return root.child({ component, ...bindings });
+}

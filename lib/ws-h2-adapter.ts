@@ -1,0 +1,226 @@
+// WebSocket over HTTP/2 (RFC 8441) on top of the `ws` package.
+//
+// `ws` frames WebSockets over any Duplex through `websocket.setSocket(socket, head, opts)`, and an
+// Http2Stream is a Duplex. What `ws` has no public API for is building a WebSocket around a socket
+// it did not handshake itself (ws issue 1458), so this module is the ONLY place in the project that
+// touches `ws` internals:
+//   - `new WebSocket(null, undefined, opts)` builds an un-handshaked instance (server role);
+//   - `_isServer` decides masking: clients mask, servers do not (RFC 6455 §5.1);
+//   - `_protocol` holds the negotiated subprotocol that `ws.protocol` returns;
+//   - `_bufferedAmount` is only initialised for client instances by ws's own constructor;
+//   - `setSocket()` attaches the Receiver/Sender to the stream and emits 'open'.
+// `checkWsInternals()` verifies each of these and is run before first use and by the tests, so a
+// `ws` upgrade that changes them fails loudly instead of corrupting frames.
+
+import http2 from 'node:http2';
+import { WebSocket } from 'ws';
+import {
+  ExtendedConnectUnsupportedError,
+  HandshakeRejectedError,
+  StreamResetError,
+  SubprotocolError,
+  TimeoutError,
+  WsInternalsChangedError,
+} from './errors.js';
+
+const { HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HEADER_SCHEME, HTTP2_HEADER_AUTHORITY, HTTP2_HEADER_STATUS } = http2.constants;
+// @types/node lacks this constant (RFC 8441 pseudo-header).
+const HTTP2_HEADER_PROTOCOL = ':protocol';
+
+/** The shape of the `ws` internals we use; everything else goes through the public API. */
+interface WsInternals {
+  _isServer: boolean;
+  _protocol: string;
+  _bufferedAmount: number;
+  setSocket(
+    socket: NodeJS.ReadWriteStream,
+    head: Buffer,
+    opts: { allowSynchronousEvents: boolean; maxPayload: number; skipUTF8Validation: boolean },
+  ): void;
+}
+
+type WsConstructorInternal = new (address: null, protocols: undefined, options: { autoPong: boolean; closeTimeout: number }) => WebSocket;
+
+const EMPTY = Buffer.alloc(0);
+const CLOSE_TIMEOUT_MS = 30_000;
+
+let internalsChecked = false;
+
+/** Throws WsInternalsChangedError if the installed `ws` lacks an internal this module relies on. */
+export function checkWsInternals(): void {
+  if (internalsChecked) return;
+  const proto = WebSocket.prototype as unknown as Partial<WsInternals>;
+  if (typeof proto.setSocket !== 'function') throw new WsInternalsChangedError('WebSocket.prototype.setSocket is gone');
+  if (proto.setSocket.length !== 3) {
+    throw new WsInternalsChangedError(`setSocket() now takes ${proto.setSocket.length} arguments, expected (socket, head, options)`);
+  }
+  const probe = new (WebSocket as unknown as WsConstructorInternal)(null, undefined, { autoPong: true, closeTimeout: 1 });
+  const internals = probe as unknown as Record<string, unknown>;
+  if (internals._isServer !== true) throw new WsInternalsChangedError('`new WebSocket(null)` no longer sets _isServer = true');
+  if (internals._protocol !== '') throw new WsInternalsChangedError('_protocol is no longer initialised to ""');
+  if (probe.readyState !== WebSocket.CONNECTING) throw new WsInternalsChangedError('an un-handshaked WebSocket is not CONNECTING');
+  internalsChecked = true;
+}
+
+function wrapStream(stream: http2.Http2Stream, role: 'client' | 'server', protocol: string, maxPayload: number): WebSocket {
+  checkWsInternals();
+  const ws = new (WebSocket as unknown as WsConstructorInternal)(null, undefined, { autoPong: true, closeTimeout: CLOSE_TIMEOUT_MS });
+  const internals = ws as unknown as WsInternals;
+  internals._isServer = role === 'server';
+  internals._protocol = protocol;
+  internals._bufferedAmount = 0;
+  internals.setSocket(stream, EMPTY, { allowSynchronousEvents: true, maxPayload, skipUTF8Validation: false });
+  return ws;
+}
+
+/** Parse a `sec-websocket-protocol` header value into its tokens, in offer order. */
+export function parseSubprotocols(value: string | string[] | undefined): string[] {
+  if (value === undefined) return [];
+  const joined = Array.isArray(value) ? value.join(',') : value;
+  return joined
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+export interface AcceptOptions {
+  /** Subprotocols this server speaks, in preference order. The first one the client offered wins. */
+  protocols?: readonly string[];
+  /** Extra response headers on the 200 (e.g. x-backend-id). */
+  responseHeaders?: Record<string, string>;
+  maxPayload: number;
+}
+
+export type AcceptResult = { ok: true; ws: WebSocket; protocol: string } | { ok: false; status: number; reason: string };
+
+/**
+ * Server side: answer an extended CONNECT (`:method CONNECT`, `:protocol websocket`) and turn the
+ * stream into a WebSocket. On a bad request it answers the error status itself and returns why.
+ */
+export function acceptExtendedConnect(
+  stream: http2.ServerHttp2Stream,
+  headers: http2.IncomingHttpHeaders,
+  opts: AcceptOptions,
+): AcceptResult {
+  const reject = (status: number, reason: string, extra: Record<string, string> = {}): AcceptResult => {
+    if (!stream.destroyed && !stream.headersSent) {
+      stream.respond({ [HTTP2_HEADER_STATUS]: status, 'content-type': 'text/plain', ...opts.responseHeaders, ...extra });
+      stream.end(reason + '\n');
+    }
+    return { ok: false, status, reason };
+  };
+
+  if (headers[HTTP2_HEADER_METHOD] !== 'CONNECT' || headers[HTTP2_HEADER_PROTOCOL] !== 'websocket') {
+    return reject(400, 'expected :method CONNECT with :protocol websocket (RFC 8441)');
+  }
+  // RFC 8441 §5: the version header stays; 426 + supported version per RFC 6455 §4.4.
+  if (headers['sec-websocket-version'] !== '13') {
+    return reject(426, 'sec-websocket-version must be 13', { 'sec-websocket-version': '13' });
+  }
+
+  const offered = parseSubprotocols(headers['sec-websocket-protocol']);
+  const protocol = offered.length > 0 ? ((opts.protocols ?? []).find((p) => offered.includes(p)) ?? '') : '';
+
+  const response: http2.OutgoingHttpHeaders = { [HTTP2_HEADER_STATUS]: 200, ...opts.responseHeaders };
+  if (protocol) response['sec-websocket-protocol'] = protocol;
+  stream.respond(response, { endStream: false });
+  return { ok: true, ws: wrapStream(stream, 'server', protocol, opts.maxPayload), protocol };
+}
+
+export interface OpenOptions {
+  path: string;
+  /** `:authority`; defaults to the session's origin host. */
+  authority?: string;
+  scheme?: 'http' | 'https';
+  protocols?: readonly string[];
+  headers?: Record<string, string>;
+  maxPayload?: number;
+  /** Bound on the handshake (HEADERS out → 200 in). */
+  timeoutMs?: number;
+}
+
+export interface OpenedStream {
+  ws: WebSocket;
+  /** Response headers of the 200, e.g. `x-backend-id`. */
+  headers: http2.IncomingHttpHeaders;
+  protocol: string;
+  stream: http2.ClientHttp2Stream;
+}
+
+/**
+ * Client side: open a WebSocket as an extended CONNECT stream on an established session. The caller
+ * must have waited for the peer's SETTINGS ('remoteSettings'); without SETTINGS_ENABLE_CONNECT_PROTOCOL
+ * this fails with ExtendedConnectUnsupportedError before sending anything.
+ */
+export function openExtendedConnect(session: http2.ClientHttp2Session, opts: OpenOptions): Promise<OpenedStream> {
+  const origin = session.originSet?.[0] ?? 'peer';
+  if (!session.remoteSettings?.enableConnectProtocol) {
+    return Promise.reject(new ExtendedConnectUnsupportedError(origin));
+  }
+  const protocols = opts.protocols ?? [];
+  const requestHeaders: http2.OutgoingHttpHeaders = {
+    [HTTP2_HEADER_METHOD]: 'CONNECT',
+    [HTTP2_HEADER_PROTOCOL]: 'websocket',
+    [HTTP2_HEADER_SCHEME]: opts.scheme ?? 'http',
+    [HTTP2_HEADER_PATH]: opts.path,
+    'sec-websocket-version': '13',
+    ...opts.headers,
+  };
+  if (opts.authority) requestHeaders[HTTP2_HEADER_AUTHORITY] = opts.authority;
+  if (protocols.length > 0) requestHeaders['sec-websocket-protocol'] = protocols.join(', ');
+
+  return new Promise<OpenedStream>((resolve, reject) => {
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = session.request(requestHeaders, { endStream: false });
+    } catch (err) {
+      reject(new StreamResetError(undefined, `could not open stream: ${(err as Error).message}`));
+      return;
+    }
+    const timeoutMs = opts.timeoutMs ?? 10_000;
+    const timer = setTimeout(() => {
+      cleanup();
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+      reject(new TimeoutError(`WebSocket handshake for ${opts.path}`, timeoutMs));
+    }, timeoutMs);
+
+    const onClose = () => {
+      cleanup();
+      reject(new StreamResetError(stream.rstCode, `stream for ${opts.path} closed before the handshake answered`));
+    };
+    // 'error' always precedes 'close' for resets with an error code; the 'close' handler rejects.
+    const onError = () => {};
+    const onResponse = (headers: http2.IncomingHttpHeaders) => {
+      cleanup();
+      const status = Number(headers[HTTP2_HEADER_STATUS]);
+      if (status !== 200) {
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+        reject(new HandshakeRejectedError(status, opts.path));
+        return;
+      }
+      const chosen = typeof headers['sec-websocket-protocol'] === 'string' ? headers['sec-websocket-protocol'] : '';
+      // Same rule as ws's HTTP/1.1 client, so both transports fail alike.
+      const problem =
+        chosen && !protocols.includes(chosen)
+          ? `server selected subprotocol "${chosen}", which was not offered (${protocols.join(', ') || 'none'})`
+          : !chosen && protocols.length > 0
+            ? `server selected no subprotocol (offered ${protocols.join(', ')})`
+            : undefined;
+      if (problem) {
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+        reject(new SubprotocolError(problem));
+        return;
+      }
+      resolve({ ws: wrapStream(stream, 'client', chosen, opts.maxPayload ?? 100 * 1024 * 1024), headers, protocol: chosen, stream });
+    };
+    function cleanup() {
+      clearTimeout(timer);
+      stream.off('response', onResponse);
+      stream.off('close', onClose);
+      stream.off('error', onError);
+    }
+    stream.on('response', onResponse);
+    stream.on('close', onClose);
+    stream.on('error', onError);
+  });
+}

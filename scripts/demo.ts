@@ -1,0 +1,91 @@
+// `npm run demo`: the main job. Starts the local stack (3 backends + HAProxy) unless --front points
+// at a running one, opens 1,000 sessions over ONE HTTP/2 connection and 1,000 over HTTP/1.1 through
+// the front, echoes a few messages on each, prints a comparison table and stops what it started.
+import { runEchoProbe, type EchoProbeResult } from '../bench/echo-probe.js';
+import { H1Client, MuxClient, type WsClient } from '../client/index.js';
+import { startStack, type Stack } from '../gateway/stack.js';
+import { gatewaySchema, loadConfig } from '../lib/config.js';
+import { GatewayError } from '../lib/errors.js';
+import { logger } from '../lib/log.js';
+
+const log = logger('demo');
+
+function progress(label: string) {
+  let last = 0;
+  return (done: number, total: number, phase: string) => {
+    if (!process.stderr.isTTY) return;
+    const now = Date.now();
+    if (done !== total && now - last < 100) return;
+    last = now;
+    const width = 30;
+    const filled = Math.round((done / total) * width);
+    process.stderr.write(`\r  ${label.padEnd(18)} ${phase.padEnd(5)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}   `);
+    if (done === total && phase === 'echo') process.stderr.write('\n');
+  };
+}
+
+function table(rows: Array<{ label: string; r: EchoProbeResult }>): string {
+  const header = ['path', 'sessions', 'client TCP conns', 'open all (ms)', 'echo p50 (ms)', 'echo p99 (ms)', 'echoes', 'spread over backends'];
+  const body = rows.map(({ label, r }) => [
+    label,
+    String(r.sessions),
+    String(r.tcpConnections),
+    r.openMs.toFixed(0),
+    r.rttMs.p50.toFixed(2),
+    r.rttMs.p99.toFixed(2),
+    `${r.echoes - r.mismatches}/${r.echoes}`,
+    Object.entries(r.spread).sort().map(([b, n]) => `${b}:${n}`).join(' '),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
+  const line = (cells: string[]) => '| ' + cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ') + ' |';
+  return [line(header), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...body.map(line)].join('\n');
+}
+
+try {
+  const { config, flags } = loadConfig(gatewaySchema, process.argv.slice(2), process.env, {
+    front: { type: 'string' },
+    sessions: { type: 'string' },
+    messages: { type: 'string' },
+  });
+  const sessions = Number(flags.sessions ?? 1000);
+  const messages = Number(flags.messages ?? 5);
+  if (!Number.isInteger(sessions) || sessions < 1 || sessions > 10_000) throw new GatewayError('GW_ERR_CONFIG', '--sessions must be 1..10000');
+  if (!Number.isInteger(messages) || messages < 1 || messages > 1000) throw new GatewayError('GW_ERR_CONFIG', '--messages must be 1..1000');
+
+  let stack: Stack | undefined;
+  let front = typeof flags.front === 'string' ? flags.front : undefined;
+  if (!front) {
+    log.info('starting the local stack (3 backends + HAProxy); pass --front URL to use a running one');
+    stack = await startStack(config, { childOutput: 'lines' });
+    front = stack.frontUrl;
+  }
+  try {
+    const paths: Array<{ label: string; client: WsClient }> = [
+      { label: 'h2 mux (1 conn)', client: new MuxClient(front) },
+      { label: 'h1 upgrade', client: new H1Client(front) },
+    ];
+    const rows: Array<{ label: string; r: EchoProbeResult }> = [];
+    for (const { label, client } of paths) {
+      try {
+        rows.push({ label, r: await runEchoProbe(client, { sessions, messagesPerSession: messages, onProgress: progress(label) }) });
+      } finally {
+        await client.close();
+      }
+    }
+    process.stdout.write(`\n${sessions} sessions per path through ${front}${stack ? ` (HAProxy ${stack.haproxy.version})` : ''}, ${messages} echoes of 32 B each, one in flight per session\n\n`);
+    process.stdout.write(table(rows) + '\n\n');
+    const [h2, h1] = rows.map((r) => r.r);
+    if (h2 && h1) {
+      process.stdout.write(
+        `h2 used ${h2.tcpConnections} TCP connection(s) for ${h2.sessions} sessions; h1 used ${h1.tcpConnections}. ` +
+          `Open-all time h1/h2 = ${(h1.openMs / h2.openMs).toFixed(2)}x (one run on a shared machine: noisy; see npm run bench).\n`,
+      );
+    }
+    if (rows.some(({ r }) => r.mismatches > 0)) process.exitCode = 1;
+  } finally {
+    await stack?.stop();
+  }
+} catch (err) {
+  log.fatal({ code: (err as GatewayError).code }, err instanceof GatewayError ? err.message : String((err as Error)?.stack ?? err));
+  process.exitCode = 1;
+}

@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest';
+import { backendSchema, gatewaySchema, loadConfig } from '../lib/config.js';
+import { ConfigError, ERROR_CODES, GatewayError } from '../lib/errors.js';
+import * as errors from '../lib/errors.js';
+
+describe('config', () => {
+  it('has the documented defaults', () => {
+    const { config } = loadConfig(gatewaySchema, [], {});
+    expect(config).toMatchObject({ frontPort: 8080, adminPort: 9000, xdsPort: 18000, backendPorts: [9101, 9102, 9103], h2MaxConcurrentStreams: 20000 });
+  });
+  it('takes flags over env over defaults', () => {
+    const { config } = loadConfig(gatewaySchema, ['--front-port', '8181'], { FRONT_PORT: '8282', ADMIN_PORT: '9999' });
+    expect(config.frontPort).toBe(8181);
+    expect(config.adminPort).toBe(9999);
+  });
+  it('parses port lists', () => {
+    expect(loadConfig(gatewaySchema, [], { BACKEND_PORTS: '1,2, 3' }).config.backendPorts).toEqual([1, 2, 3]);
+  });
+  it('names the bad field and where it came from', () => {
+    expect(() => loadConfig(gatewaySchema, ['--front-port', 'eighty'], {})).toThrow(/"frontPort".*--front-port="eighty"/);
+    expect(() => loadConfig(gatewaySchema, [], { BACKEND_PORTS: '1,70000' })).toThrow(/backendPorts\.1.*env BACKEND_PORTS/);
+    expect(() => loadConfig(backendSchema, ['--id', 'has space'], {})).toThrow(ConfigError);
+    expect(() => loadConfig(backendSchema, [], {})).toThrow(/"id"/);
+  });
+  it('rejects unknown flags instead of ignoring a typo', () => {
+    expect(() => loadConfig(gatewaySchema, ['--frontport', '1'], {})).toThrow(/argv/);
+  });
+});
+
+describe('errors', () => {
+  it('every documented code has a class, and every class a documented code', () => {
+    const codes = new Set<string>();
+    for (const value of Object.values(errors)) {
+      if (typeof value !== 'function' || !(value.prototype instanceof GatewayError)) continue;
+      const args = ['x', 'y', 'z'] as unknown[];
+      codes.add((Reflect.construct(value, args) as GatewayError).code);
+    }
+    expect([...codes].sort()).toEqual([...ERROR_CODES].sort());
+  });
+});

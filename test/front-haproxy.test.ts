@@ -1,0 +1,141 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { H1Client, MuxClient } from '../client/index.js';
+import { countBy, echo, startTestStack } from './helpers/stack.js';
+
+// The core data path through a real HAProxy: many RFC 8441 streams on one client TCP connection,
+// and classic HTTP/1.1 Upgrade, on ONE plain front port.
+
+describe('through HAProxy (one plain port, both protocols)', () => {
+  let stack: Awaited<ReturnType<typeof startTestStack>>;
+  beforeAll(async () => {
+    stack = await startTestStack();
+  });
+  afterAll(async () => {
+    await stack?.dispose();
+  });
+
+  it('carries 1,000 WebSocket streams on one client TCP connection, balanced per stream', async () => {
+    const before = Number((await stack.haproxy.frontendStats()).conn_tot);
+    const client = new MuxClient(stack.frontUrl);
+    try {
+      const sessions = await Promise.all(Array.from({ length: 1000 }, () => client.open('/echo')));
+      const replies = await Promise.all(sessions.map((s, i) => echo(s.ws, `hello ${i}`)));
+      expect(replies).toEqual(sessions.map((_, i) => `hello ${i}`));
+
+      // One socket on our side...
+      expect(client.stats()).toMatchObject({ connections: 1, connectionsOpened: 1, openStreams: 1000 });
+      // ...and one accepted connection on HAProxy's side (health checks do not touch the frontend).
+      const fe = await stack.haproxy.frontendStats();
+      expect(Number(fe.conn_tot) - before).toBe(1);
+      expect(Number(fe.req_tot)).toBeGreaterThanOrEqual(1000);
+
+      // Round robin picks a backend per stream, not per connection.
+      const spread = countBy(sessions, (s) => s.backendId ?? 'none');
+      expect(Object.keys(spread).sort()).toEqual(['b1', 'b2', 'b3']);
+      for (const n of Object.values(spread)) expect(n).toBeGreaterThanOrEqual(150);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('serves HTTP/1.1 Upgrade on the same port', async () => {
+    const client = new H1Client(stack.frontUrl);
+    try {
+      const sessions = await Promise.all(Array.from({ length: 60 }, () => client.open('/echo')));
+      expect(await Promise.all(sessions.map((s, i) => echo(s.ws, `h1 ${i}`)))).toEqual(sessions.map((_, i) => `h1 ${i}`));
+      expect(client.stats().connectionsOpened).toBe(60);
+      expect(new Set(sessions.map((s) => s.transport))).toEqual(new Set(['h1']));
+      expect(Object.keys(countBy(sessions, (s) => s.backendId ?? 'none')).sort()).toEqual(['b1', 'b2', 'b3']);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('serves both protocols at once, and a chat room joins members from both', async () => {
+    const mux = new MuxClient(stack.frontUrl);
+    const h1 = new H1Client(stack.frontUrl);
+    try {
+      const [h2s, h1s] = await Promise.all([
+        Promise.all(Array.from({ length: 200 }, () => mux.open('/echo'))),
+        Promise.all(Array.from({ length: 100 }, () => h1.open('/echo'))),
+      ]);
+      const all = [...h2s, ...h1s];
+      const replies = await Promise.all(all.map((s, i) => echo(s.ws, `both ${i}`)));
+      expect(replies).toEqual(all.map((_, i) => `both ${i}`));
+      expect(mux.stats().connections).toBe(1);
+      expect(h1.stats().connections).toBe(100);
+    } finally {
+      await Promise.all([mux.close(), h1.close()]);
+    }
+  });
+
+  it('passes the subprotocol choice and the handshake status through', async () => {
+    const mux = new MuxClient(stack.frontUrl);
+    try {
+      const s = await mux.open('/echo', { protocols: ['chat.v1', 'chat.v2'] });
+      expect(s.protocol).toBe('chat.v2');
+      expect(s.ws.protocol).toBe('chat.v2');
+      await expect(mux.open('/no-such-route')).rejects.toMatchObject({ code: 'GW_ERR_HANDSHAKE_REJECTED', status: 404 });
+    } finally {
+      await mux.close();
+    }
+  });
+});
+
+describe('MuxClient against HAProxy limits and reloads', () => {
+  let stack: Awaited<ReturnType<typeof startTestStack>>;
+  beforeAll(async () => {
+    // A small SETTINGS_MAX_CONCURRENT_STREAMS so the client has to open more connections.
+    stack = await startTestStack({ h2MaxConcurrentStreams: 50 });
+  });
+  afterAll(async () => {
+    await stack?.dispose();
+  });
+
+  it('opens another connection only when the peer stream limit is reached', async () => {
+    const client = new MuxClient(stack.frontUrl);
+    try {
+      const first = await Promise.all(Array.from({ length: 50 }, () => client.open('/echo')));
+      expect(client.stats().connections).toBe(1);
+      const more = await Promise.all(Array.from({ length: 70 }, () => client.open('/echo')));
+      expect(client.connections().map((c) => c.limit)).toEqual([50, 50, 50]);
+      expect(client.stats()).toMatchObject({ connections: 3, openStreams: 120 });
+      const all = [...first, ...more];
+      expect(await Promise.all(all.map((s, i) => echo(s.ws, `n${i}`)))).toEqual(all.map((_, i) => `n${i}`));
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('keeps old streams running across a GOAWAY from a HAProxy reload and opens new ones elsewhere', async () => {
+    const client = new MuxClient(stack.frontUrl);
+    const goaways: number[] = [];
+    client.on('goaway', (_id: number, code: number) => goaways.push(code));
+    try {
+      const old = await Promise.all(Array.from({ length: 30 }, () => client.open('/echo')));
+      const oldWorkers = await stack.haproxy.workers();
+      await stack.haproxy.reload();
+      await waitUntil(() => goaways.length > 0);
+      expect(goaways).toEqual([0]); // NO_ERROR: graceful
+      // The streams that were open before the reload still echo through the old worker.
+      expect(await Promise.all(old.map((s, i) => echo(s.ws, `old ${i}`)))).toEqual(old.map((_, i) => `old ${i}`));
+      // New sessions succeed, on a new connection to the new worker.
+      const fresh = await Promise.all(Array.from({ length: 30 }, () => client.open('/echo')));
+      expect(await Promise.all(fresh.map((s, i) => echo(s.ws, `new ${i}`)))).toEqual(fresh.map((_, i) => `new ${i}`));
+      expect(client.stats().connectionsOpened).toBe(2);
+      const workers = await stack.haproxy.workers();
+      expect(workers.length).toBeGreaterThan(oldWorkers.length - 1);
+      expect(workers.some((w) => !oldWorkers.some((o) => o.pid === w.pid))).toBe(true);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+async function waitUntil(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -1,0 +1,53 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { WebSocket } from 'ws';
+import { defaults, gatewaySchema, type GatewayConfig } from '../../lib/config.js';
+import { startStack, type Stack } from '../../gateway/stack.js';
+import { freePort } from '../../gateway/supervisor.js';
+
+/** A real stack (backend processes + HAProxy) on ephemeral loopback ports, in its own state dir. */
+export async function startTestStack(overrides: Partial<GatewayConfig> = {}, backendCount = 3): Promise<Stack & { dispose(): Promise<void> }> {
+  const stateDir = mkdtempSync(path.join(os.tmpdir(), 'gw-test-'));
+  const backendPorts = await Promise.all(Array.from({ length: backendCount }, () => freePort()));
+  const config = defaults(gatewaySchema, {
+    frontPort: await freePort(),
+    haproxyStatsPort: await freePort(),
+    backendPorts,
+    stateDir,
+    drainTimeoutMs: 3_000,
+    hardStopAfterS: 10,
+    ...overrides,
+  });
+  const stack = await startStack(config, { childOutput: 'lines' });
+  return {
+    ...stack,
+    async dispose() {
+      await stack.stop();
+      rmSync(stateDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Send `text` and resolve with the first message that comes back. */
+export function echo(ws: WebSocket, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const onClose = (code: number) => reject(new Error(`closed with ${code} while waiting for echo of ${text}`));
+    ws.once('close', onClose);
+    ws.once('message', (data) => {
+      ws.off('close', onClose);
+      resolve(data.toString());
+    });
+    ws.send(text);
+  });
+}
+
+export function closed(ws: WebSocket): Promise<{ code: number; reason: string }> {
+  return new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+}
+
+export function countBy<T>(items: readonly T[], key: (t: T) => string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const item of items) out[key(item)] = (out[key(item)] ?? 0) + 1;
+  return out;
+}

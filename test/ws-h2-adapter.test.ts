@@ -1,0 +1,171 @@
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { acceptExtendedConnect, checkWsInternals, openExtendedConnect, parseSubprotocols } from '../lib/ws-h2-adapter.js';
+import { closed } from './helpers/stack.js';
+
+// The adapter against a bare node:http2 server and client: no backend, no proxy, nothing else in
+// the way. If a `ws` upgrade changes an internal we rely on, the first block fails by name.
+
+describe('ws internals the adapter relies on (fails loudly on a ws upgrade that changes them)', () => {
+  it('checkWsInternals() accepts the installed ws', () => {
+    expect(() => checkWsInternals()).not.toThrow();
+  });
+  it('WebSocket.prototype.setSocket(socket, head, options) exists', () => {
+    const proto = WebSocket.prototype as unknown as { setSocket?: (...a: unknown[]) => void };
+    expect(typeof proto.setSocket).toBe('function');
+    expect(proto.setSocket!.length).toBe(3);
+  });
+  it('new WebSocket(null) is an un-handshaked server-role instance with _isServer/_protocol fields', () => {
+    const ws = new (WebSocket as unknown as new (a: null, p: undefined, o: object) => WebSocket)(null, undefined, { autoPong: true });
+    const internals = ws as unknown as Record<string, unknown>;
+    expect(internals._isServer).toBe(true);
+    expect(internals._protocol).toBe('');
+    expect(ws.readyState).toBe(WebSocket.CONNECTING);
+  });
+});
+
+interface Pair {
+  server: http2.Http2Server;
+  client: http2.ClientHttp2Session;
+  serverSockets: WebSocket[];
+}
+
+let pair: Pair | undefined;
+afterEach(async () => {
+  pair?.client.destroy();
+  await new Promise((r) => pair?.server.close(r) ?? r(undefined));
+  pair = undefined;
+});
+
+async function startPair(opts: { enableConnect?: boolean; status?: number; reset?: boolean } = {}): Promise<Pair> {
+  const serverSockets: WebSocket[] = [];
+  const server = http2.createServer({ settings: { enableConnectProtocol: opts.enableConnect ?? true } });
+  server.on('stream', (stream, headers) => {
+    stream.on('error', () => {});
+    if (opts.reset) return stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+    if (opts.status) {
+      stream.respond({ ':status': opts.status });
+      return stream.end();
+    }
+    const result = acceptExtendedConnect(stream, headers, { protocols: ['b', 'a'], responseHeaders: { 'x-backend-id': 't1' }, maxPayload: 1024 });
+    if (!result.ok) return;
+    result.ws.on('error', () => {});
+    result.ws.on('message', (data, isBinary) => result.ws.send(data as Buffer, { binary: isBinary }));
+    serverSockets.push(result.ws);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const client = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  client.on('error', () => {});
+  await new Promise((r) => client.once('remoteSettings', r));
+  pair = { server, client, serverSockets };
+  return pair;
+}
+
+describe('WebSocket over an HTTP/2 stream', () => {
+  it('echoes text and binary, negotiates a subprotocol and surfaces response headers', async () => {
+    const { client } = await startPair();
+    const opened = await openExtendedConnect(client, { path: '/x', protocols: ['a', 'b'] });
+    expect(opened.protocol).toBe('b'); // server preference order
+    expect(opened.ws.protocol).toBe('b');
+    expect(opened.headers['x-backend-id']).toBe('t1');
+    const { ws } = opened;
+    const text = await new Promise<[string, boolean]>((r) => {
+      ws.once('message', (d, bin) => r([d.toString(), bin]));
+      ws.send('hello');
+    });
+    expect(text).toEqual(['hello', false]);
+    const binary = await new Promise<[Buffer, boolean]>((r) => {
+      ws.once('message', (d, bin) => r([d as Buffer, bin]));
+      ws.send(Buffer.from([0, 1, 2, 255]));
+    });
+    expect(binary).toEqual([Buffer.from([0, 1, 2, 255]), true]);
+    const pong = await new Promise<string>((r) => {
+      ws.once('pong', (d) => r(d.toString()));
+      ws.ping('are you there');
+    });
+    expect(pong).toBe('are you there');
+    expect(typeof ws.bufferedAmount).toBe('number');
+  });
+
+  it('propagates close code and reason client → server', async () => {
+    const p = await startPair();
+    const { ws } = await openExtendedConnect(p.client, { path: '/x' });
+    await new Promise((r) => setTimeout(r, 20));
+    const serverClosed = closed(p.serverSockets[0]!);
+    const clientClosed = closed(ws);
+    ws.close(4000, 'client says bye');
+    expect(await serverClosed).toEqual({ code: 4000, reason: 'client says bye' });
+    // The server echoes the close frame: the client sees its own code back (RFC 6455 §5.5.1).
+    expect(await clientClosed).toEqual({ code: 4000, reason: 'client says bye' });
+  });
+
+  it('propagates close code and reason server → client', async () => {
+    const p = await startPair();
+    const { ws } = await openExtendedConnect(p.client, { path: '/x' });
+    await new Promise((r) => setTimeout(r, 20));
+    const clientClosed = closed(ws);
+    p.serverSockets[0]!.close(1001, 'going away');
+    expect(await clientClosed).toEqual({ code: 1001, reason: 'going away' });
+  });
+
+  it('closes with 1009 when a message exceeds maxPayload', async () => {
+    const { client } = await startPair();
+    const { ws } = await openExtendedConnect(client, { path: '/x' });
+    const done = closed(ws);
+    ws.send(Buffer.alloc(4096));
+    expect((await done).code).toBe(1009);
+  });
+
+  it('many sessions on one connection stay independent', async () => {
+    const { client } = await startPair();
+    const sessions = await Promise.all(Array.from({ length: 200 }, () => openExtendedConnect(client, { path: '/x' })));
+    const replies = await Promise.all(
+      sessions.map(
+        ({ ws }, i) =>
+          new Promise<string>((r) => {
+            ws.once('message', (d) => r(d.toString()));
+            ws.send(`s${i}`);
+          }),
+      ),
+    );
+    expect(replies).toEqual(sessions.map((_, i) => `s${i}`));
+  });
+});
+
+describe('typed failures', () => {
+  it('peer without SETTINGS_ENABLE_CONNECT_PROTOCOL → GW_ERR_NO_EXTENDED_CONNECT, nothing sent', async () => {
+    const { client } = await startPair({ enableConnect: false });
+    await expect(openExtendedConnect(client, { path: '/x' })).rejects.toMatchObject({ code: 'GW_ERR_NO_EXTENDED_CONNECT' });
+  });
+  it('non-200 :status → GW_ERR_HANDSHAKE_REJECTED with the status', async () => {
+    const { client } = await startPair({ status: 403 });
+    await expect(openExtendedConnect(client, { path: '/x' })).rejects.toMatchObject({ code: 'GW_ERR_HANDSHAKE_REJECTED', status: 403 });
+  });
+  it('stream reset → GW_ERR_STREAM_RESET with the RST_STREAM code', async () => {
+    const { client } = await startPair({ reset: true });
+    await expect(openExtendedConnect(client, { path: '/x' })).rejects.toMatchObject({
+      code: 'GW_ERR_STREAM_RESET',
+      rstCode: http2.constants.NGHTTP2_REFUSED_STREAM,
+    });
+  });
+  it('a subprotocol the client never offered → GW_ERR_SUBPROTOCOL', async () => {
+    const { client } = await startPair();
+    await expect(openExtendedConnect(client, { path: '/x', protocols: ['zzz'] })).rejects.toMatchObject({ code: 'GW_ERR_SUBPROTOCOL' });
+  });
+  it('server refuses a wrong sec-websocket-version with 426', async () => {
+    const { client } = await startPair();
+    await expect(openExtendedConnect(client, { path: '/x', headers: { 'sec-websocket-version': '8' } })).rejects.toMatchObject({
+      status: 426,
+    });
+  });
+});
+
+describe('parseSubprotocols', () => {
+  it('splits, trims and keeps order', () => {
+    expect(parseSubprotocols(' a, b ,c')).toEqual(['a', 'b', 'c']);
+    expect(parseSubprotocols(['a', 'b, c'])).toEqual(['a', 'b', 'c']);
+    expect(parseSubprotocols(undefined)).toEqual([]);
+  });
+});

@@ -25,7 +25,15 @@ export interface ServerEntry {
 
 export type HaproxySettings = Pick<
   GatewayConfig,
-  'host' | 'frontPort' | 'haproxyStatsPort' | 'haproxyMaxconn' | 'h2MaxConcurrentStreams' | 'hardStopAfterS' | 'haproxyBin' | 'stateDir'
+  | 'host'
+  | 'frontPort'
+  | 'haproxyStatsPort'
+  | 'haproxyMaxconn'
+  | 'h2MaxConcurrentStreams'
+  | 'hardStopAfterS'
+  | 'haproxyBin'
+  | 'stateDir'
+  | 'upstreamProtocol'
 >;
 
 /** Fill `{{name}}` placeholders; an unknown or unused placeholder is a bug in the template. */
@@ -42,7 +50,10 @@ export function renderTemplate(template: string, values: Record<string, string |
 }
 
 export function renderHaproxyConfig(settings: HaproxySettings, servers: readonly ServerEntry[], statsSocket: string): string {
-  const lines = servers.map((s) => `    server ${s.id} ${s.host}:${s.port}`).join('\n');
+  // `proto h2` keeps HTTP/2 to the backend: many sessions share an upstream connection instead of
+  // one socket each. Health checks stay HTTP/1.1; the backends serve both on the same port.
+  const proto = settings.upstreamProtocol === 'h2' ? ' proto h2 check-proto h1' : '';
+  const lines = servers.map((s) => `    server ${s.id} ${s.host}:${s.port}${proto}`).join('\n');
   return renderTemplate(readFileSync(TEMPLATE, 'utf8'), {
     host: settings.host,
     frontPort: settings.frontPort,

@@ -44,6 +44,9 @@ export const gatewaySchema = z.object({
   /** HAProxy global maxconn. Each H2 stream costs one upstream socket with HTTP/1.1 servers, so
    *  10,000 streams need ~20k fds; 9000 keeps HAProxy's computed ulimit under a 20,000 open-files limit. */
   haproxyMaxconn: positiveInt.default(9_000),
+  /** How the front talks to the backends: HTTP/1.1 Upgrade (one upstream socket per session) or
+   *  HTTP/2 extended CONNECT (many sessions per upstream connection). */
+  upstreamProtocol: z.enum(['h1', 'h2']).default('h1'),
   /** Old HAProxy workers are killed this long after a reload even if sessions remain. */
   hardStopAfterS: positiveInt.default(30),
   feedRateHz: positiveInt.default(10),

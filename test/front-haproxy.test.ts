@@ -139,3 +139,28 @@ async function waitUntil(cond: () => boolean, timeoutMs = 10_000): Promise<void>
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+describe('HTTP/2 from HAProxy to the backends (proto h2)', () => {
+  let stack: Awaited<ReturnType<typeof startTestStack>>;
+  beforeAll(async () => {
+    stack = await startTestStack({ upstreamProtocol: 'h2' });
+  });
+  afterAll(async () => {
+    await stack?.dispose();
+  });
+
+  it('carries extended CONNECT end to end and shares upstream connections', async () => {
+    const client = new MuxClient(stack.frontUrl);
+    try {
+      const sessions = await Promise.all(Array.from({ length: 300 }, () => client.open('/echo')));
+      expect(await Promise.all(sessions.map((s, i) => echo(s.ws, `up ${i}`)))).toEqual(sessions.map((_, i) => `up ${i}`));
+      expect(Object.keys(countBy(sessions, (s) => s.backendId ?? 'none')).sort()).toEqual(['b1', 'b2', 'b3']);
+      // Each backend reports its sessions as h2: the front did not downgrade them to HTTP/1.1.
+      const metrics = await (await fetch(`${stack.backends[0]!.url}/metrics`)).text();
+      expect(metrics).toMatch(/ws_sessions\{[^}]*transport="h2"[^}]*\} (\d+)/);
+      expect(Number(/ws_sessions\{[^}]*transport="h2"[^}]*\} (\d+)/.exec(metrics)?.[1])).toBeGreaterThan(50);
+    } finally {
+      await client.close();
+    }
+  });
+});

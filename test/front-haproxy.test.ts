@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { H1Client, MuxClient } from '../client/index.js';
+import { peerSkipReason, runPeer } from './helpers/python-peer.js';
 import { countBy, echo, startTestStack } from './helpers/stack.js';
 
 // The core data path through a real HAProxy: many RFC 8441 streams on one client TCP connection,
@@ -162,5 +163,24 @@ describe('HTTP/2 from HAProxy to the backends (proto h2)', () => {
     } finally {
       await client.close();
     }
+  });
+});
+
+describe('a client we did not write, through the front', () => {
+  let stack: Awaited<ReturnType<typeof startTestStack>>;
+  beforeAll(async () => {
+    stack = await startTestStack();
+  });
+  afterAll(async () => {
+    await stack?.dispose();
+  });
+
+  it.skipIf(peerSkipReason !== undefined)('python3-h2 + wsproto: 300 RFC 8441 streams on one connection via HAProxy', async () => {
+    const port = new URL(stack.frontUrl).port;
+    const { exitCode, stderr, report } = await runPeer(['--host', '127.0.0.1', '--port', port, '--path', '/echo', '--streams', '300', '--messages', '2', '--protocol', 'chat.v1', '--timeout', '30']);
+    expect(report.errors).toEqual([]);
+    expect(exitCode, stderr).toBe(0);
+    expect(report).toMatchObject({ streams_opened: 300, echoes_ok: 600, protocol: 'chat.v1', close_codes: { '1000': 300 }, tcp_connections: 1 });
+    expect(Object.keys(report.backends).sort()).toEqual(['b1', 'b2', 'b3']);
   });
 });

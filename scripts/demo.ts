@@ -46,11 +46,13 @@ try {
     front: { type: 'string' },
     sessions: { type: 'string' },
     messages: { type: 'string' },
+    only: { type: 'string' },
   });
   const sessions = Number(flags.sessions ?? 1000);
   const messages = Number(flags.messages ?? 5);
   if (!Number.isInteger(sessions) || sessions < 1 || sessions > 10_000) throw new GatewayError('GW_ERR_CONFIG', '--sessions must be 1..10000');
   if (!Number.isInteger(messages) || messages < 1 || messages > 1000) throw new GatewayError('GW_ERR_CONFIG', '--messages must be 1..1000');
+  if (flags.only !== undefined && flags.only !== 'h1' && flags.only !== 'h2') throw new GatewayError('GW_ERR_CONFIG', '--only must be h1 or h2');
 
   let stack: Stack | undefined;
   let front = typeof flags.front === 'string' ? flags.front : undefined;
@@ -60,14 +62,19 @@ try {
     front = stack.frontUrl;
   }
   try {
-    const paths: Array<{ label: string; client: WsClient }> = [
-      { label: 'h2 mux (1 conn)', client: new MuxClient(front) },
-      { label: 'h1 upgrade', client: new H1Client(front) },
-    ];
+    const paths: Array<{ label: string; make: () => WsClient }> = [
+      { label: 'h2 mux (1 conn)', make: () => new MuxClient(front) },
+      { label: 'h1 upgrade', make: () => new H1Client(front) },
+    ].filter((p) => !flags.only || p.make().transport === flags.only);
     const rows: Array<{ label: string; r: EchoProbeResult }> = [];
-    for (const { label, client } of paths) {
+    const failures: string[] = [];
+    for (const { label, make } of paths) {
+      const client = make();
       try {
         rows.push({ label, r: await runEchoProbe(client, { sessions, messagesPerSession: messages, onProgress: progress(label) }) });
+      } catch (err) {
+        // One path failing (e.g. HTTP/1.1 beyond HAProxy's maxconn) must not hide the other's result.
+        failures.push(`${label}: ${(err as Error).message}`);
       } finally {
         await client.close();
       }
@@ -81,7 +88,8 @@ try {
           `Open-all time h1/h2 = ${(h1.openMs / h2.openMs).toFixed(2)}x (one run on a shared machine: noisy; see npm run bench).\n`,
       );
     }
-    if (rows.some(({ r }) => r.mismatches > 0)) process.exitCode = 1;
+    for (const f of failures) process.stdout.write(`FAILED ${f}\n`);
+    if (failures.length > 0 || rows.some(({ r }) => r.mismatches > 0)) process.exitCode = 1;
   } finally {
     await stack?.stop();
   }

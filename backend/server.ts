@@ -51,7 +51,20 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
     routes.attach({ ws, transport, route: route.name, params }, route);
   }
 
-  function plainResponse(path: string): { status: number; type: string; body: () => Promise<string> } {
+  /** The gateway's drain deadline: close what is left with 1001 so clients reconnect elsewhere. */
+  function closeAllSessions(): number {
+    const n = sessions.size;
+    for (const ws of sessions) ws.close(CloseCode.GOING_AWAY, 'endpoint drained');
+    log.info({ sessions: n }, 'drain deadline: closed sessions with 1001');
+    return n;
+  }
+
+  function plainResponse(path: string, method: string): { status: number; type: string; body: () => Promise<string> } {
+    if (path === '/close-sessions') {
+      if (method !== 'POST') return { status: 405, type: 'text/plain', body: async () => 'use POST\n' };
+      const closed = closeAllSessions();
+      return { status: 200, type: 'application/json', body: async () => JSON.stringify({ closed }) };
+    }
     if (path === '/healthz') {
       return {
         status: draining ? 503 : 200,
@@ -74,7 +87,7 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
 
   const h1 = http.createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://backend');
-    const answer = plainResponse(url.pathname);
+    const answer = plainResponse(url.pathname, req.method ?? 'GET');
     res.writeHead(answer.status, { 'content-type': answer.type, ...idHeader }).end(await answer.body());
   });
   h1.on('connection', (socket: net.Socket) => {
@@ -132,7 +145,7 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
       begin(result.ws, 'h2', route, url.searchParams);
       return;
     }
-    const answer = plainResponse(url.pathname);
+    const answer = plainResponse(url.pathname, String(headers[':method']));
     void answer.body().then(
       (body) => {
         if (stream.destroyed) return;

@@ -21,6 +21,17 @@ export interface ServerEntry {
   id: string;
   host: string;
   port: number;
+  weight?: number;
+  /** Anything but 'active' renders as `disabled`; the driver re-applies drain/maint after a reload. */
+  state?: 'active' | 'draining' | 'down';
+}
+
+/** Server options shared by config lines and runtime `add server` (dynamic servers ignore default-server). */
+export function serverOptions(settings: Pick<HaproxySettings, 'upstreamProtocol'>, weight = 1): string {
+  // `proto h2` keeps HTTP/2 to the backend: many sessions share an upstream connection instead of
+  // one socket each. Health checks stay HTTP/1.1; the backends serve both on the same port.
+  const proto = settings.upstreamProtocol === 'h2' ? ' proto h2 check-proto h1' : '';
+  return `weight ${weight} check inter 2s fall 2 rise 1${proto}`;
 }
 
 export type HaproxySettings = Pick<
@@ -50,10 +61,9 @@ export function renderTemplate(template: string, values: Record<string, string |
 }
 
 export function renderHaproxyConfig(settings: HaproxySettings, servers: readonly ServerEntry[], statsSocket: string): string {
-  // `proto h2` keeps HTTP/2 to the backend: many sessions share an upstream connection instead of
-  // one socket each. Health checks stay HTTP/1.1; the backends serve both on the same port.
-  const proto = settings.upstreamProtocol === 'h2' ? ' proto h2 check-proto h1' : '';
-  const lines = servers.map((s) => `    server ${s.id} ${s.host}:${s.port}${proto}`).join('\n');
+  const lines = servers
+    .map((s) => `    server ${s.id} ${s.host}:${s.port} ${serverOptions(settings, s.weight)}${s.state && s.state !== 'active' ? ' disabled' : ''}`)
+    .join('\n');
   return renderTemplate(readFileSync(TEMPLATE, 'utf8'), {
     host: settings.host,
     frontPort: settings.frontPort,
@@ -122,6 +132,11 @@ export class HaproxyFront {
 
   get pid(): number | undefined {
     return this.#process?.pid;
+  }
+
+  /** The servers the next rendered config (start or reload) will carry. */
+  setServers(servers: readonly ServerEntry[]): void {
+    this.#servers = [...servers];
   }
 
   get frontUrl(): string {

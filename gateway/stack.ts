@@ -3,15 +3,24 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../lib/config.js';
 import { logger } from '../lib/log.js';
-import { HaproxyFront, type ServerEntry } from './haproxy.js';
+import { startAdminApi, type AdminServer } from './admin-api.js';
+import { DrainController } from './drain.js';
+import { HaproxyDriver } from './haproxy-driver.js';
+import { HaproxyFront } from './haproxy.js';
+import { HealthChecker } from './health.js';
+import { EndpointRegistry } from './registry.js';
 import { assertPortFree, Supervised, waitFor } from './supervisor.js';
 
-// The local stack `npm start` runs: N backend processes and HAProxy in front of them.
+// The local stack `npm start` runs: N backend processes, HAProxy in front of them, and the control
+// plane (endpoint registry, health checks, drain, admin API) that drives HAProxy.
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BACKEND_MAIN = path.join(ROOT, 'backend', 'main.ts');
 
-export interface BackendProcess extends ServerEntry {
+export interface BackendProcess {
+  id: string;
+  host: string;
+  port: number;
   process: Supervised;
   url: string;
 }
@@ -20,7 +29,14 @@ export interface Stack {
   config: GatewayConfig;
   frontUrl: string;
   statsUrl: string;
+  adminUrl: string;
   haproxy: HaproxyFront;
+  registry: EndpointRegistry;
+  driver: HaproxyDriver;
+  health: HealthChecker;
+  drain: DrainController;
+  admin: AdminServer;
+  /** Backend processes this stack started (endpoints added later may run elsewhere). */
   backends: BackendProcess[];
   stop(): Promise<void>;
 }
@@ -72,31 +88,64 @@ export async function startStack(
   const log = options.log ?? logger('gateway');
   const output = options.childOutput ?? 'inherit';
   const backends: BackendProcess[] = [];
-  let haproxy: HaproxyFront | undefined;
+  const cleanups: Array<() => Promise<void> | void> = [];
 
   const stop = async () => {
-    // Backends first: they close their sessions with 1001, which reaches clients through the front.
-    await Promise.all(backends.map((b) => b.process.stop(config.drainTimeoutMs + 2_000)));
-    await haproxy?.stop();
+    // Control plane first (no more changes), then backends: they close their sessions with 1001,
+    // which reaches clients through the front; HAProxy last.
+    for (const cleanup of cleanups.reverse()) await cleanup();
+    cleanups.length = 0;
   };
 
   try {
+    await assertPortFree(config.host, config.adminPort, 'admin API');
+    const registry = new EndpointRegistry({
+      stateFile: path.join(path.resolve(config.stateDir), 'registry.json'),
+      seed: config.backendPorts.map((port, i) => ({ id: backendId(i), host: config.host, port })),
+    });
+
+    const haproxy = new HaproxyFront(config, registry.list(), logger('haproxy'));
+    cleanups.push(() => haproxy.stop());
+    cleanups.push(() => Promise.all(backends.map((b) => b.process.stop(config.drainTimeoutMs + 2_000))).then(() => undefined));
     const started = await Promise.all(
       config.backendPorts.map((port, i) => startBackendProcess(config, backendId(i), port, log, output)),
     );
     backends.push(...started);
-    haproxy = new HaproxyFront(config, backends, logger('haproxy'));
     await haproxy.start();
+
+    const driver = new HaproxyDriver(haproxy, registry);
+    driver.start();
+    cleanups.push(() => driver.stop());
+    const health = new HealthChecker(registry, {
+      intervalMs: config.healthIntervalMs,
+      timeoutMs: config.healthTimeoutMs,
+      fall: config.healthFall,
+      rise: config.healthRise,
+    });
+    health.start();
+    cleanups.push(() => health.stop());
+    const drain = new DrainController(registry, health, { deadlineMs: config.drainDeadlineMs, pollMs: 250, closeGraceMs: 5_000 });
+    drain.resume();
+    cleanups.push(() => drain.stop());
+    const admin = await startAdminApi({ registry, drain, health }, config.host, config.adminPort);
+    cleanups.push(() => admin.close());
+
+    return {
+      config,
+      frontUrl: haproxy.frontUrl,
+      statsUrl: `http://${config.host}:${config.haproxyStatsPort}/`,
+      adminUrl: admin.url,
+      haproxy,
+      registry,
+      driver,
+      health,
+      drain,
+      admin,
+      backends,
+      stop,
+    };
   } catch (err) {
     await stop();
     throw err;
   }
-  return {
-    config,
-    frontUrl: haproxy.frontUrl,
-    statsUrl: `http://${config.host}:${config.haproxyStatsPort}/`,
-    haproxy,
-    backends,
-    stop,
-  };
 }

@@ -50,6 +50,13 @@ export const gatewaySchema = z.object({
   /** Old HAProxy workers are killed this long after a reload even if sessions remain. */
   hardStopAfterS: positiveInt.default(30),
   feedRateHz: positiveInt.default(10),
+  /** Active health checks of each endpoint's /healthz (the gateway's own, beside HAProxy's). */
+  healthIntervalMs: positiveInt.default(2_000),
+  healthTimeoutMs: positiveInt.default(1_000),
+  healthFall: positiveInt.default(2),
+  healthRise: positiveInt.default(1),
+  /** A drained endpoint's sessions get this long before its backend closes them with 1001. */
+  drainDeadlineMs: positiveInt.default(30_000),
   ...limitFields,
 });
 export type GatewayConfig = z.infer<typeof gatewaySchema>;

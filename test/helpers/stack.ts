@@ -13,6 +13,7 @@ export async function startTestStack(overrides: Partial<GatewayConfig> = {}, bac
   const config = defaults(gatewaySchema, {
     frontPort: await freePort(),
     haproxyStatsPort: await freePort(),
+    adminPort: await freePort(),
     backendPorts,
     stateDir,
     drainTimeoutMs: 3_000,

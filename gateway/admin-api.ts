@@ -1,0 +1,175 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { GatewayError } from '../lib/errors.js';
+import { logger } from '../lib/log.js';
+import type { DrainController } from './drain.js';
+import type { HealthChecker } from './health.js';
+import {
+  addressSchema,
+  endpointIdSchema,
+  EndpointConflictError,
+  EndpointNotFoundError,
+  parseAddress,
+  weightSchema,
+  type EndpointRegistry,
+  type RegistryEvent,
+} from './registry.js';
+
+// The gateway's admin API (JSON over HTTP, loopback by default):
+//   GET    /endpoints              list, with health and session counts
+//   POST   /endpoints              {id?, address, weight?}          → 201
+//   PATCH  /endpoints/:id          {weight?, state?: "active"}      → 200 (state=active cancels a drain)
+//   POST   /endpoints/:id/drain    {deadlineMs?}                    → 202
+//   DELETE /endpoints/:id          drain, then remove               → 202
+//   GET    /events                 Server-Sent Events of registry changes
+//   GET    /healthz
+// Bad input → 400 naming the field; unknown id → 404; conflicts → 409.
+
+export interface AdminDeps {
+  registry: EndpointRegistry;
+  drain: DrainController;
+  health: HealthChecker;
+  log?: Logger;
+}
+
+class HttpError extends GatewayError {
+  readonly status: number;
+  constructor(status: number, code: string, message: string) {
+    super(code, message);
+    this.status = status;
+  }
+}
+
+const addBody = z.strictObject({ id: endpointIdSchema.optional(), address: addressSchema, weight: weightSchema.optional() });
+const patchBody = z
+  .strictObject({ weight: weightSchema.optional(), state: z.literal('active').optional() })
+  .refine((b) => b.weight !== undefined || b.state !== undefined, { message: 'give "weight" and/or "state"', path: ['weight'] });
+const drainBody = z.strictObject({ deadlineMs: z.number().int().min(0).max(24 * 3600_000).optional() });
+
+function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
+  const result = schema.safeParse(body);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const field = issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : 'body');
+    throw new HttpError(400, 'GW_ERR_BAD_REQUEST', `invalid field "${field}": ${issue.message}`);
+  }
+  return result.data;
+}
+
+async function readJson(req: http.IncomingMessage, limit = 64 * 1024): Promise<unknown> {
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw new HttpError(413, 'GW_ERR_BAD_REQUEST', `body larger than ${limit} bytes`);
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString();
+  if (!text.trim()) return {};
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new HttpError(400, 'GW_ERR_BAD_REQUEST', 'body is not valid JSON');
+  }
+}
+
+export interface AdminServer {
+  port: number;
+  url: string;
+  server: http.Server;
+  /** Broadcast an extra event to SSE subscribers (hot restarts, drains, ...). */
+  publish(event: string, data: unknown): void;
+  close(): Promise<void>;
+}
+
+export async function startAdminApi(deps: AdminDeps, host: string, port: number): Promise<AdminServer> {
+  const log = deps.log ?? logger('admin-api');
+  const { registry, drain, health } = deps;
+  const subscribers = new Set<http.ServerResponse>();
+
+  const publish = (event: string, data: unknown) => {
+    const frame = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+    for (const res of subscribers) res.write(frame);
+  };
+  const onChange = (e: RegistryEvent) => publish('endpoint', e);
+  registry.on('change', onChange);
+  drain.on('drained', (r) => publish('drained', r));
+
+  const view = () => ({
+    version: registry.version,
+    endpoints: registry.list().map((e) => ({ ...e, address: `${e.host}:${e.port}`, health: health.status(e.id) ?? null })),
+  });
+
+  async function route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const parts = url.pathname.split('/').filter(Boolean);
+    const method = req.method ?? 'GET';
+    const json = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body, null, 2) + '\n');
+    };
+
+    if (url.pathname === '/healthz' && method === 'GET') return json(200, { status: 'ok' });
+    if (url.pathname === '/events' && method === 'GET') {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+      res.write(`event: snapshot\ndata: ${JSON.stringify(view())}\n\n`);
+      subscribers.add(res);
+      req.once('close', () => subscribers.delete(res));
+      return;
+    }
+    if (parts[0] !== 'endpoints') throw new HttpError(404, 'GW_ERR_NOT_FOUND', `no route ${method} ${url.pathname}`);
+    const id = parts[1];
+    if (id !== undefined && !endpointIdSchema.safeParse(id).success) throw new HttpError(400, 'GW_ERR_BAD_REQUEST', 'invalid field "id": bad endpoint id in path');
+
+    if (parts.length === 1 && method === 'GET') return json(200, view());
+    if (parts.length === 1 && method === 'POST') {
+      const body = parseBody(addBody, await readJson(req));
+      const endpoint = registry.add({ id: body.id, ...parseAddress(body.address), weight: body.weight });
+      return json(201, endpoint);
+    }
+    if (parts.length === 2 && id && method === 'GET') return json(200, registry.get(id));
+    if (parts.length === 2 && id && method === 'PATCH') {
+      const body = parseBody(patchBody, await readJson(req));
+      registry.get(id); // 404 before anything changes
+      return json(200, registry.update(id, { ...(body.weight !== undefined && { weight: body.weight }), ...(body.state && { state: body.state }) }));
+    }
+    if (parts.length === 2 && id && method === 'DELETE') {
+      return json(202, drain.drain(id, { remove: true }));
+    }
+    if (parts.length === 3 && id && parts[2] === 'drain' && method === 'POST') {
+      const body = parseBody(drainBody, await readJson(req));
+      return json(202, drain.drain(id, { deadlineMs: body.deadlineMs }));
+    }
+    throw new HttpError(405, 'GW_ERR_METHOD', `${method} ${url.pathname} is not supported`);
+  }
+
+  const server = http.createServer((req, res) => {
+    route(req, res).catch((err: unknown) => {
+      const status =
+        err instanceof HttpError ? err.status : err instanceof EndpointNotFoundError ? 404 : err instanceof EndpointConflictError ? 409 : 500;
+      if (status === 500) log.error({ err }, 'admin API error');
+      const code = err instanceof GatewayError ? err.code : 'GW_ERR_INTERNAL';
+      if (!res.headersSent) res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: { code, message: (err as Error).message } }) + '\n');
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const actual = (server.address() as AddressInfo).port;
+  const url = `http://${host}:${actual}`;
+  log.info({ url }, 'admin API listening');
+  return {
+    port: actual,
+    url,
+    server,
+    publish,
+    close: async () => {
+      registry.off('change', onChange);
+      for (const res of subscribers) res.end();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}

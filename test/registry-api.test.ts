@@ -1,0 +1,152 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBackend, type Backend } from '../backend/server.js';
+import { startAdminApi, type AdminServer } from '../gateway/admin-api.js';
+import { DrainController } from '../gateway/drain.js';
+import { HealthChecker } from '../gateway/health.js';
+import { EndpointRegistry, type RegistryEvent } from '../gateway/registry.js';
+import { backendSchema, defaults } from '../lib/config.js';
+
+// The registry and the admin API over it, with real backends for health and drain; no proxy here
+// (test/dynamic-haproxy.test.ts drives a real HAProxy from the same registry).
+
+let backends: Backend[];
+let registry: EndpointRegistry;
+let health: HealthChecker;
+let drain: DrainController;
+let admin: AdminServer;
+let stateFile: string;
+
+beforeAll(async () => {
+  backends = await Promise.all(['b1', 'b2'].map((id) => startBackend(defaults(backendSchema, { id, port: 0 }))));
+  stateFile = path.join(mkdtempSync(path.join(os.tmpdir(), 'gw-reg-')), 'registry.json');
+  registry = new EndpointRegistry({ stateFile, seed: backends.map((b) => ({ id: b.id, host: '127.0.0.1', port: b.port })) });
+  health = new HealthChecker(registry, { intervalMs: 100, timeoutMs: 500, fall: 2, rise: 1 });
+  health.start();
+  drain = new DrainController(registry, health, { deadlineMs: 60_000, pollMs: 50, closeGraceMs: 2_000 });
+  admin = await startAdminApi({ registry, drain, health }, '127.0.0.1', 0);
+});
+afterAll(async () => {
+  health?.stop();
+  drain?.stop();
+  await admin?.close();
+  await Promise.all(backends.map((b) => b.close()));
+});
+
+async function api(method: string, p: string, body?: unknown): Promise<{ status: number; json: any }> {
+  const res = await fetch(`${admin.url}${p}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  return { status: res.status, json: await res.json() };
+}
+
+describe('admin API', () => {
+  it('lists the seeded endpoints', async () => {
+    const { status, json } = await api('GET', '/endpoints');
+    expect(status).toBe(200);
+    expect(json.endpoints.map((e: { id: string }) => e.id)).toEqual(['b1', 'b2']);
+    expect(json.endpoints[0]).toMatchObject({ state: 'active', weight: 1, address: `127.0.0.1:${backends[0]!.port}` });
+  });
+
+  it('adds an endpoint, with or without an id', async () => {
+    expect(await api('POST', '/endpoints', { id: 'b9', address: '127.0.0.1:1', weight: 5 })).toMatchObject({
+      status: 201,
+      json: { id: 'b9', host: '127.0.0.1', port: 1, weight: 5, state: 'active' },
+    });
+    const auto = await api('POST', '/endpoints', { address: '127.0.0.1:2' });
+    expect(auto.status).toBe(201);
+    expect(auto.json.id).toMatch(/^b\d+$/);
+    await api('DELETE', `/endpoints/${auto.json.id}`);
+  });
+
+  it('rejects bad input with 400 naming the field', async () => {
+    const cases: Array<[unknown, RegExp]> = [
+      [{ address: 'nohost' }, /"address"/],
+      [{ address: '127.0.0.1:70000' }, /"address".*port/],
+      [{ address: '127.0.0.1:3', weight: 0 }, /"weight"/],
+      [{ address: '127.0.0.1:3', weight: '2' }, /"weight"/],
+      [{ address: 42 }, /"address"/],
+      [{ address: '127.0.0.1:3', colour: 'red' }, /colour/],
+      [{ id: 'bad id!', address: '127.0.0.1:3' }, /"id"/],
+      ['{not json', /JSON/],
+    ];
+    for (const [body, message] of cases) {
+      const { status, json } = await api('POST', '/endpoints', body);
+      expect(status, JSON.stringify(body)).toBe(400);
+      expect(json.error.message).toMatch(message);
+    }
+    expect((await api('PATCH', '/endpoints/b1', { weight: 300 })).json.error.message).toMatch(/"weight"/);
+  });
+
+  it('refuses duplicates with 409 and unknown ids with 404', async () => {
+    expect((await api('POST', '/endpoints', { id: 'b1', address: '127.0.0.1:4' })).status).toBe(409);
+    expect((await api('POST', '/endpoints', { address: `127.0.0.1:${backends[0]!.port}` })).status).toBe(409);
+    expect((await api('PATCH', '/endpoints/nope', { weight: 2 })).status).toBe(404);
+    expect((await api('POST', '/endpoints/nope/drain')).status).toBe(404);
+    expect((await api('DELETE', '/endpoints/nope')).status).toBe(404);
+  });
+
+  it('changes a weight', async () => {
+    expect(await api('PATCH', '/endpoints/b2', { weight: 7 })).toMatchObject({ status: 200, json: { weight: 7 } });
+    expect(registry.get('b2').weight).toBe(7);
+  });
+
+  it('streams registry changes as Server-Sent Events', async () => {
+    const res = await fetch(`${admin.url}/events`);
+    const reader = res.body!.getReader();
+    let text = '';
+    const read = async (until: RegExp) => {
+      while (!until.test(text)) text += new TextDecoder().decode((await reader.read()).value);
+    };
+    await read(/event: snapshot/);
+    await api('PATCH', '/endpoints/b2', { weight: 3 });
+    await read(/event: endpoint\ndata: .*"weight":3/);
+    await reader.cancel();
+  });
+
+  it('marks an unreachable endpoint down and brings it back when it answers', async () => {
+    const b = await startBackend(defaults(backendSchema, { id: 'hb', port: 0 }));
+    registry.add({ id: 'hb', host: '127.0.0.1', port: b.port });
+    await waitFor(() => health.status('hb')?.ok === true);
+    const port = b.port;
+    await b.close();
+    await waitFor(() => registry.get('hb').state === 'down');
+    const again = await startBackend(defaults(backendSchema, { id: 'hb', port }));
+    await waitFor(() => registry.get('hb').state === 'active');
+    await again.close();
+    registry.remove('hb');
+  });
+
+  it('DELETE drains, then removes once the sessions are gone', async () => {
+    const events: RegistryEvent[] = [];
+    registry.on('change', (e: RegistryEvent) => events.push(e));
+    registry.add({ id: 'gone', host: '127.0.0.1', port: 5 }); // nothing listens: no sessions to wait for
+    expect(await api('DELETE', '/endpoints/gone')).toMatchObject({ status: 202, json: { state: 'draining', removeAfterDrain: true } });
+    await waitFor(() => !registry.has('gone'));
+    expect(events.filter((e) => e.endpoint.id === 'gone').map((e) => (e.type === 'updated' ? e.endpoint.state : e.type))).toEqual([
+      'added',
+      'draining',
+      'removed',
+    ]);
+  });
+
+  it('persists across a restart (atomic state file)', () => {
+    const saved = JSON.parse(readFileSync(stateFile, 'utf8'));
+    expect(saved.version).toBe(registry.version);
+    const reborn = new EndpointRegistry({ stateFile, seed: [] });
+    expect(reborn.list()).toEqual(registry.list());
+    expect(reborn.version).toBe(registry.version);
+  });
+});
+
+async function waitFor(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

@@ -62,15 +62,20 @@ export class SequencedEcho {
     }
   }
 
-  totals(): { sessions: number; sent: number; echoed: number; outOfOrder: number; lost: number; open: number } {
-    let sent = 0, echoed = 0, outOfOrder = 0, lost = 0, open = 0;
+  /** `lost`: sent on a session that closed before echoing it. `inFlight`: sent on an open session, echo pending. */
+  totals(): { sessions: number; sent: number; echoed: number; outOfOrder: number; lost: number; inFlight: number; open: number } {
+    let sent = 0, echoed = 0, outOfOrder = 0, lost = 0, inFlight = 0, open = 0;
     for (const t of this.tallies) {
       sent += t.sent;
       echoed += t.echoed;
       outOfOrder += t.outOfOrder;
-      lost += t.closeCode === undefined ? t.sent - t.echoed : t.lostAtClose;
-      if (t.closeCode === undefined) open++;
+      if (t.closeCode === undefined) {
+        open++;
+        inFlight += t.sent - t.echoed;
+      } else {
+        lost += t.lostAtClose;
+      }
     }
-    return { sessions: this.tallies.length, sent, echoed, outOfOrder, lost, open };
+    return { sessions: this.tallies.length, sent, echoed, outOfOrder, lost, inFlight, open };
   }
 }

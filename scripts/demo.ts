@@ -1,6 +1,9 @@
 // `npm run demo`: the main job. Starts the local stack (3 backends + HAProxy) unless --front points
 // at a running one, opens 1,000 sessions over ONE HTTP/2 connection and 1,000 over HTTP/1.1 through
 // the front, echoes a few messages on each, prints a comparison table and stops what it started.
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { runEchoProbe, type EchoProbeResult } from '../bench/echo-probe.js';
 import { H1Client, MuxClient, type WsClient } from '../client/index.js';
 import { startStack, type Stack } from '../gateway/stack.js';
@@ -55,10 +58,13 @@ try {
   if (flags.only !== undefined && flags.only !== 'h1' && flags.only !== 'h2') throw new GatewayError('GW_ERR_CONFIG', '--only must be h1 or h2');
 
   let stack: Stack | undefined;
+  let stateDir: string | undefined;
   let front = typeof flags.front === 'string' ? flags.front : undefined;
   if (!front) {
     log.info('starting the local stack (3 backends + HAProxy); pass --front URL to use a running one');
-    stack = await startStack(config, { childOutput: 'lines' });
+    // A fresh state dir: the demo must not inherit endpoints a previous `npm start` session left behind.
+    stateDir = mkdtempSync(path.join(os.tmpdir(), 'gw-demo-'));
+    stack = await startStack({ ...config, stateDir }, { childOutput: 'lines' });
     front = stack.frontUrl;
   }
   try {
@@ -92,6 +98,7 @@ try {
     if (failures.length > 0 || rows.some(({ r }) => r.mismatches > 0)) process.exitCode = 1;
   } finally {
     await stack?.stop();
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
   }
 } catch (err) {
   log.fatal({ code: (err as GatewayError).code }, err instanceof GatewayError ? err.message : String((err as Error)?.stack ?? err));

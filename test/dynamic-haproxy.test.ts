@@ -76,6 +76,7 @@ describe('dynamic endpoints on a real HAProxy', () => {
       const totals = load.totals();
       expect(totals.outOfOrder).toBe(0);
       expect(totals.lost).toBe(0);
+      expect(totals.inFlight).toBe(0);
       expect(stack.registry.get('b1').state).toBe('draining');
     } finally {
       load.stop();

@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -140,6 +141,31 @@ describe('admin API', () => {
     const reborn = new EndpointRegistry({ stateFile, seed: [] });
     expect(reborn.list()).toEqual(registry.list());
     expect(reborn.version).toBe(registry.version);
+  });
+});
+
+describe('npm run endpoints (CLI over the admin API)', () => {
+  const cli = (...args: string[]) =>
+    new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+      execFile(process.execPath, ['--import', 'tsx', 'scripts/endpoints.ts', ...args, '--admin', admin.url], (error, out, err) =>
+        resolve({ code: error ? (error.code as number) : 0, out, err }),
+      );
+    });
+
+  it('lists endpoints as a table', async () => {
+    const { code, out } = await cli('list');
+    expect(code).toBe(0);
+    expect(out).toMatch(/ID\s+ADDRESS\s+STATE\s+WEIGHT\s+HEALTH\s+SESSIONS/);
+    expect(out).toMatch(/b1\s+127\.0\.0\.1:\d+\s+active/);
+  });
+
+  it('adds, weights and removes, and reports API errors with exit 1', async () => {
+    expect((await cli('add', '127.0.0.1:6', '--id', 'cli1', '--weight', '4')).out).toMatch(/added cli1/);
+    expect((await cli('weight', 'cli1', '9')).out).toMatch(/cli1 weight 9/);
+    expect((await cli('remove', 'cli1')).out).toMatch(/removing cli1/);
+    const bad = await cli('add', 'not-an-address');
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/400.*"address"/);
   });
 });
 

@@ -6,6 +6,8 @@ import { GatewayError } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
 import type { DrainController } from './drain.js';
 import type { HealthChecker } from './health.js';
+import { HaproxyConfigRejectedError } from './haproxy.js';
+import type { HotRestartEngine } from './hot-restart.js';
 import {
   addressSchema,
   endpointIdSchema,
@@ -23,7 +25,9 @@ import {
 //   PATCH  /endpoints/:id          {weight?, state?: "active"}      → 200 (state=active cancels a drain)
 //   POST   /endpoints/:id/drain    {deadlineMs?}                    → 202
 //   DELETE /endpoints/:id          drain, then remove               → 202
-//   GET    /events                 Server-Sent Events of registry changes
+//   POST   /hot-restart            start a new proxy generation → {generation, oldPids, newPids}
+//   GET    /hot-restart            live generations and the sessions each still holds
+//   GET    /events                 Server-Sent Events of registry changes and restarts
 //   GET    /healthz
 // Bad input → 400 naming the field; unknown id → 404; conflicts → 409.
 
@@ -31,6 +35,7 @@ export interface AdminDeps {
   registry: EndpointRegistry;
   drain: DrainController;
   health: HealthChecker;
+  hotRestart?: HotRestartEngine;
   log?: Logger;
 }
 
@@ -118,6 +123,14 @@ export async function startAdminApi(deps: AdminDeps, host: string, port: number)
       req.once('close', () => subscribers.delete(res));
       return;
     }
+    if (url.pathname === '/hot-restart' && deps.hotRestart) {
+      if (method === 'GET') return json(200, { engine: deps.hotRestart.engine, generations: await deps.hotRestart.generations() });
+      if (method === 'POST') {
+        const result = await deps.hotRestart.restart();
+        publish('hot-restart', result);
+        return json(200, result);
+      }
+    }
     if (parts[0] !== 'endpoints') throw new HttpError(404, 'GW_ERR_NOT_FOUND', `no route ${method} ${url.pathname}`);
     const id = parts[1];
     if (id !== undefined && !endpointIdSchema.safeParse(id).success) throw new HttpError(400, 'GW_ERR_BAD_REQUEST', 'invalid field "id": bad endpoint id in path');
@@ -147,7 +160,13 @@ export async function startAdminApi(deps: AdminDeps, host: string, port: number)
   const server = http.createServer((req, res) => {
     route(req, res).catch((err: unknown) => {
       const status =
-        err instanceof HttpError ? err.status : err instanceof EndpointNotFoundError ? 404 : err instanceof EndpointConflictError ? 409 : 500;
+        err instanceof HttpError
+          ? err.status
+          : err instanceof EndpointNotFoundError
+            ? 404
+            : err instanceof EndpointConflictError || err instanceof HaproxyConfigRejectedError
+              ? 409
+              : 500;
       if (status === 500) log.error({ err }, 'admin API error');
       const code = err instanceof GatewayError ? err.code : 'GW_ERR_INTERNAL';
       if (!res.headersSent) res.writeHead(status, { 'content-type': 'application/json' });

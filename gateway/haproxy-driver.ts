@@ -30,7 +30,7 @@ export class HaproxyDriver {
   /** Runtime commands are applied one at a time, in registry order. */
   #queue: Promise<void> = Promise.resolve();
   readonly #onChange = (event: RegistryEvent) => {
-    this.#enqueue(() => this.#apply(event));
+    void this.#enqueue(`apply ${event.type} ${event.endpoint.id}`, () => this.#apply(event));
   };
 
   constructor(front: HaproxyFront, registry: EndpointRegistry, log: Logger = logger('haproxy-driver')) {
@@ -54,16 +54,17 @@ export class HaproxyDriver {
 
   /** Reload HAProxy with a config rendered from the registry, then re-apply every state. */
   reload(): Promise<void> {
-    return this.#enqueue(async () => {
+    return this.#enqueue('reload', async () => {
       this.#front.setServers(this.#registry.list());
       await this.#front.reload();
       for (const e of this.#registry.list()) await this.#applyState(e);
     });
   }
 
-  #enqueue(task: () => Promise<void>): Promise<void> {
+  /** Run after everything queued so far; a failure is logged and returned, and the queue moves on. */
+  #enqueue(what: string, task: () => Promise<void>): Promise<void> {
     const run = this.#queue.then(task);
-    this.#queue = run.catch((err: unknown) => this.#log.error({ err: (err as Error).message }, 'could not apply registry change to HAProxy'));
+    this.#queue = run.catch((err: unknown) => this.#log.error({ err: (err as Error).message }, `HAProxy ${what} failed`));
     return run;
   }
 

@@ -1,12 +1,12 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../lib/config.js';
-import { ChildProcessError, GatewayError, MissingToolError } from '../lib/errors.js';
+import { GatewayError, MissingToolError } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
 import { assertPortFree, canConnect, Supervised, waitFor } from './supervisor.js';
 
@@ -14,7 +14,7 @@ import { assertPortFree, canConnect, Supervised, waitFor } from './supervisor.js
 // and talk to it over its runtime API (stats socket) and master CLI.
 
 const run = promisify(execFile);
-const TEMPLATE = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'haproxy', 'haproxy.cfg.tmpl');
+export const DEFAULT_TEMPLATE = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'haproxy', 'haproxy.cfg.tmpl');
 export const HAPROXY_INSTALL_HINT = 'sudo apt-get install -y haproxy   (Debian/Ubuntu; HAProxy 2.6+ is needed for RFC 8441)';
 
 export interface ServerEntry {
@@ -45,6 +45,7 @@ export type HaproxySettings = Pick<
   | 'haproxyBin'
   | 'stateDir'
   | 'upstreamProtocol'
+  | 'haproxyTemplate'
 >;
 
 /** Fill `{{name}}` placeholders; an unknown or unused placeholder is a bug in the template. */
@@ -64,7 +65,8 @@ export function renderHaproxyConfig(settings: HaproxySettings, servers: readonly
   const lines = servers
     .map((s) => `    server ${s.id} ${s.host}:${s.port} ${serverOptions(settings, s.weight)}${s.state && s.state !== 'active' ? ' disabled' : ''}`)
     .join('\n');
-  return renderTemplate(readFileSync(TEMPLATE, 'utf8'), {
+  // Re-read on every render: editing the template and reloading is how a user changes the front.
+  return renderTemplate(readFileSync(settings.haproxyTemplate || DEFAULT_TEMPLATE, 'utf8'), {
     host: settings.host,
     frontPort: settings.frontPort,
     statsPort: settings.haproxyStatsPort,
@@ -94,6 +96,14 @@ export function parseShowStat(csv: string): Array<Record<string, string>> {
   const lines = csv.split('\n').filter((l) => l.trim());
   const header = lines.shift()?.replace(/^# /, '').split(',') ?? [];
   return lines.map((line) => Object.fromEntries(line.split(',').map((v, i) => [header[i] ?? String(i), v])));
+}
+
+export class HaproxyConfigRejectedError extends GatewayError {
+  readonly detail: string;
+  constructor(file: string, detail: string) {
+    super('GW_ERR_HAPROXY_CONFIG', `HAProxy rejected the rendered config (${file}); nothing was changed:\n${detail}`);
+    this.detail = detail;
+  }
 }
 
 export async function haproxyVersion(bin = 'haproxy'): Promise<string> {
@@ -143,12 +153,25 @@ export class HaproxyFront {
     return `http://${this.settings.host}:${this.settings.frontPort}`;
   }
 
-  /** Render the config atomically (a reload must never read half a file). */
-  writeConfig(): void {
+  /**
+   * Render the config, have HAProxy check it (`haproxy -c`), and only then move it into place:
+   * a broken template or server line is refused with HAProxy's own words, and the file the running
+   * generation was started from stays as it was.
+   */
+  async writeCheckedConfig(): Promise<void> {
     mkdirSync(this.stateDir, { recursive: true });
-    const tmp = `${this.configPath}.${process.pid}.tmp`;
-    writeFileSync(tmp, renderHaproxyConfig(this.settings, this.#servers, this.statsSocket));
-    renameSync(tmp, this.configPath);
+    const candidate = `${this.configPath}.${process.pid}.candidate`;
+    writeFileSync(candidate, renderHaproxyConfig(this.settings, this.#servers, this.statsSocket));
+    try {
+      await run(this.settings.haproxyBin, ['-c', '-f', candidate]);
+    } catch (err) {
+      const output = `${(err as { stdout?: string }).stdout ?? ''}${(err as { stderr?: string }).stderr ?? String(err)}`;
+      // HAProxy's [ALERT] lines name the file, the line and the keyword; the rest is banner.
+      const alerts = output.split('\n').filter((l) => l.includes('[ALERT]')).map((l) => l.replace(/^\[ALERT\]\s*\(\d+\)\s*:\s*/, ''));
+      rmSync(candidate, { force: true });
+      throw new HaproxyConfigRejectedError(candidate, (alerts.length ? alerts.join('\n') : output).trim());
+    }
+    renameSync(candidate, this.configPath);
   }
 
   async start(): Promise<void> {
@@ -156,13 +179,7 @@ export class HaproxyFront {
     this.version = await haproxyVersion(bin);
     await assertPortFree(this.settings.host, this.settings.frontPort, 'HAProxy front');
     await assertPortFree(this.settings.host, this.settings.haproxyStatsPort, 'HAProxy stats');
-    this.writeConfig();
-    try {
-      await run(bin, ['-c', '-q', '-f', this.configPath]);
-    } catch (err) {
-      const stderr = (err as { stderr?: string }).stderr ?? String(err);
-      throw new ChildProcessError('haproxy', `rejected ${this.configPath}:\n${stderr.trim()}`);
-    }
+    await this.writeCheckedConfig();
     const proc = new Supervised({
       name: 'haproxy',
       command: bin,
@@ -215,9 +232,36 @@ export class HaproxyFront {
     return workers;
   }
 
+  /** How many reloads the master has done since it started. */
+  async masterReloads(): Promise<number> {
+    const out = await this.master('show proc');
+    const m = /^\s*\d+\s+master\s+(\d+)/m.exec(out);
+    return m ? Number(m[1]) : 0;
+  }
+
+  /** Streams of the front proxy a given worker still carries (one per WebSocket session). */
+  async workerSessions(pid: number): Promise<number | null> {
+    try {
+      const out = await this.master(`@!${pid} show sess`);
+      return out.split('\n').filter((l) => l.includes(' fe=front ')).length;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Client TCP connections a given worker still holds (`CurrConns` of `show info`). */
+  async workerConnections(pid: number): Promise<number | null> {
+    try {
+      const m = /^CurrConns: (\d+)/m.exec(await this.master(`@!${pid} show info`));
+      return m ? Number(m[1]) : null;
+    } catch {
+      return null;
+    }
+  }
+
   /** Master-worker reload: a new worker takes the listeners; old ones send GOAWAY and drain. */
   async reload(): Promise<void> {
-    this.writeConfig();
+    await this.writeCheckedConfig();
     const before = new Set((await this.workers()).map((w) => w.pid));
     await this.master('reload');
     await waitFor(

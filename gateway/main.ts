@@ -17,7 +17,7 @@ try {
       `       admin   ${stack.adminUrl}/endpoints  (npm run endpoints -- list)`,
       `       stats   ${stack.statsUrl}  (Prometheus: ${stack.statsUrl}metrics)`,
       `       backends ${stack.backends.map((b) => `${b.id}=${b.url}`).join('  ')}`,
-      `       try: npm run demo -- --front ${stack.frontUrl}     stop: Ctrl-C`,
+      `       try: npm run demo -- --front ${stack.frontUrl}   npm run hot-restart   stop: Ctrl-C`,
       '',
     ].join('\n'),
   );
@@ -29,6 +29,14 @@ try {
     void stack.stop().then(() => process.exit(0));
   };
   process.on('SIGINT', () => stop('SIGINT'));
+  // SIGHUP = hot restart of the front, as with Envoy's restarter and HAProxy's master.
+  process.on('SIGHUP', () => {
+    log.info('SIGHUP: hot restart');
+    stack.hotRestart.restart().then(
+      (r) => stack.admin.publish('hot-restart', r),
+      (err: Error) => log.error({ err: err.message }, 'hot restart refused'),
+    );
+  });
   process.on('SIGTERM', () => stop('SIGTERM'));
 } catch (err) {
   log.fatal({ code: (err as GatewayError).code }, err instanceof GatewayError ? err.message : String((err as Error)?.stack ?? err));

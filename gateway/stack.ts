@@ -8,6 +8,7 @@ import { DrainController } from './drain.js';
 import { HaproxyDriver } from './haproxy-driver.js';
 import { HaproxyFront } from './haproxy.js';
 import { HealthChecker } from './health.js';
+import { HaproxyHotRestart, type HotRestartEngine } from './hot-restart.js';
 import { EndpointRegistry } from './registry.js';
 import { assertPortFree, Supervised, waitFor } from './supervisor.js';
 
@@ -35,6 +36,7 @@ export interface Stack {
   driver: HaproxyDriver;
   health: HealthChecker;
   drain: DrainController;
+  hotRestart: HotRestartEngine;
   admin: AdminServer;
   /** Backend processes this stack started (endpoints added later may run elsewhere). */
   backends: BackendProcess[];
@@ -127,7 +129,8 @@ export async function startStack(
     const drain = new DrainController(registry, health, { deadlineMs: config.drainDeadlineMs, pollMs: 250, closeGraceMs: 5_000 });
     drain.resume();
     cleanups.push(() => drain.stop());
-    const admin = await startAdminApi({ registry, drain, health }, config.host, config.adminPort);
+    const hotRestart = new HaproxyHotRestart(haproxy, driver);
+    const admin = await startAdminApi({ registry, drain, health, hotRestart }, config.host, config.adminPort);
     cleanups.push(() => admin.close());
 
     return {
@@ -140,6 +143,7 @@ export async function startStack(
       driver,
       health,
       drain,
+      hotRestart,
       admin,
       backends,
       stop,

@@ -41,6 +41,8 @@ export const gatewaySchema = z.object({
   /** Working files: rendered HAProxy config, sockets, pid files. */
   stateDir: z.string().min(1).default('.gateway'),
   haproxyBin: z.string().min(1).default('haproxy'),
+  /** HAProxy config template; '' = haproxy/haproxy.cfg.tmpl. Re-read at every reload. */
+  haproxyTemplate: z.string().default(''),
   /** HAProxy global maxconn. Each H2 stream costs one upstream socket with HTTP/1.1 servers, so
    *  10,000 streams need ~20k fds; 9000 keeps HAProxy's computed ulimit under a 20,000 open-files limit. */
   haproxyMaxconn: positiveInt.default(9_000),

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { MuxClient } from '../client/index.js';
 import { SequencedEcho, type SessionTally } from '../client/sequenced-echo.js';
-import { startBackendProcess, startStack } from '../gateway/stack.js';
+import { startBackendProcess, startStack, type Stack } from '../gateway/stack.js';
 import { gatewaySchema, loadConfig } from '../lib/config.js';
 import { GatewayError } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
@@ -27,7 +27,7 @@ const config = { ...base, stateDir };
 const deadlineMs = Number(flags['drain-deadline-s'] ?? 6) * 1000;
 const log = logger('demo');
 
-let stack;
+let stack: Stack;
 try {
   say('step 1  starting 3 backends + HAProxy + control plane');
   stack = await startStack(config, { childOutput: 'lines' });

@@ -1,0 +1,134 @@
+import { EventEmitter } from 'node:events';
+import type { RawData } from 'ws';
+import { logger } from '../lib/log.js';
+import type { OpenSessionOptions, WsClient, WsSession } from './types.js';
+
+// Keeps sessions open across the things a proxy does to them: a hot restart's old generation
+// closing what it still holds, a drain deadline's 1001, a backend crash. A closed session is
+// reopened on the same client (so MuxClient puts it on a live connection) with exponential backoff
+// and full jitter, and the count of reopens is reported.
+//
+// Close-code policy (which closes mean "come back", which mean "stop"):
+//   reopen: 1001 going away, 1005 no status, 1006 abnormal (connection lost), 1011 internal error,
+//           1012 service restart, 1013 try again later
+//   stop:   1000 normal, 1002/1003/1007 protocol or data errors, 1008 policy, 1009 too big, 4xxx app codes
+export const REOPEN_CODES: ReadonlySet<number> = new Set([1001, 1005, 1006, 1011, 1012, 1013]);
+
+const log = logger('session-keeper');
+
+export interface KeeperOptions {
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** Give up on a session after this many failed reopen attempts in a row. */
+  maxAttempts?: number;
+  open?: OpenSessionOptions;
+}
+
+export interface KeeperStats {
+  kept: number;
+  open: number;
+  /** Sessions that were closed under us and opened again. */
+  reopened: number;
+  /** Reopen attempts that failed (each then retried with backoff). */
+  failedAttempts: number;
+  gaveUp: number;
+}
+
+/** Events: 'open' (WsSession, reopen: boolean), 'message' (data, isBinary), 'down' (close code), 'gave-up' (Error). */
+export class KeptSession extends EventEmitter {
+  readonly path: string;
+  current: WsSession | undefined;
+  reopens = 0;
+  #closedByUs = false;
+
+  constructor(path: string) {
+    super();
+    this.path = path;
+  }
+
+  get isOpen(): boolean {
+    return this.current !== undefined && this.current.ws.readyState === this.current.ws.OPEN;
+  }
+
+  send(data: string | Buffer): boolean {
+    if (!this.isOpen) return false;
+    this.current!.ws.send(data);
+    return true;
+  }
+
+  close(code = 1000, reason = ''): void {
+    this.#closedByUs = true;
+    this.current?.ws.close(code, reason);
+  }
+
+  get closedByUs(): boolean {
+    return this.#closedByUs;
+  }
+}
+
+export class SessionKeeper {
+  readonly #client: WsClient;
+  readonly #options: Required<Omit<KeeperOptions, 'open'>> & Pick<KeeperOptions, 'open'>;
+  readonly #sessions = new Set<KeptSession>();
+  #reopened = 0;
+  #failedAttempts = 0;
+  #gaveUp = 0;
+  #closed = false;
+
+  constructor(client: WsClient, options: KeeperOptions = {}) {
+    this.#client = client;
+    this.#options = { initialBackoffMs: 100, maxBackoffMs: 5_000, maxAttempts: 20, ...options };
+  }
+
+  /** Open a session that reopens itself; resolves once the first open succeeded. */
+  async keep(path: string): Promise<KeptSession> {
+    const kept = new KeptSession(path);
+    await this.#attach(kept, await this.#client.open(path, this.#options.open), false);
+    this.#sessions.add(kept);
+    return kept;
+  }
+
+  stats(): KeeperStats {
+    let open = 0;
+    for (const k of this.#sessions) if (k.isOpen) open++;
+    return { kept: this.#sessions.size, open, reopened: this.#reopened, failedAttempts: this.#failedAttempts, gaveUp: this.#gaveUp };
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const k of this.#sessions) k.close(1000, 'client closing');
+  }
+
+  async #attach(kept: KeptSession, session: WsSession, reopen: boolean): Promise<void> {
+    kept.current = session;
+    session.ws.on('message', (data: RawData, isBinary: boolean) => kept.emit('message', data, isBinary));
+    session.ws.once('close', (code: number) => {
+      kept.emit('down', code);
+      if (this.#closed || kept.closedByUs || !REOPEN_CODES.has(code)) return;
+      void this.#reopen(kept, code);
+    });
+    kept.emit('open', session, reopen);
+  }
+
+  async #reopen(kept: KeptSession, code: number): Promise<void> {
+    for (let attempt = 0; attempt < this.#options.maxAttempts; attempt++) {
+      // Full jitter: thousands of sessions closed at once must not come back in one wave.
+      const ceiling = Math.min(this.#options.maxBackoffMs, this.#options.initialBackoffMs * 2 ** attempt);
+      await new Promise((r) => setTimeout(r, Math.random() * ceiling));
+      if (this.#closed || kept.closedByUs) return;
+      try {
+        const session = await this.#client.open(kept.path, this.#options.open);
+        kept.reopens++;
+        this.#reopened++;
+        log.debug({ path: kept.path, code, attempt, backend: session.backendId }, 'session reopened');
+        await this.#attach(kept, session, true);
+        return;
+      } catch (err) {
+        this.#failedAttempts++;
+        log.debug({ path: kept.path, attempt, err: (err as Error).message }, 'reopen failed; backing off');
+      }
+    }
+    this.#gaveUp++;
+    kept.emit('gave-up', new Error(`gave up reopening ${kept.path} after ${this.#options.maxAttempts} attempts`));
+  }
+}

@@ -1,0 +1,99 @@
+// `npm run demo:hot-restart`: a hot restart of the front under live traffic, as a timeline.
+// Keeps N sessions (HTTP/2 streams and HTTP/1.1 connections) echoing numbered messages, restarts
+// HAProxy mid-stream, keeps opening new sessions, then lets the old sessions end so the old
+// generation exits. Prints, every half second: generations and the sessions each holds, messages
+// sent/echoed/lost, new-session failures.
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { H1Client, MuxClient } from '../client/index.js';
+import { SequencedEcho, type SessionTally } from '../client/sequenced-echo.js';
+import { startStack, type Stack } from '../gateway/stack.js';
+import { gatewaySchema, loadConfig } from '../lib/config.js';
+import { GatewayError } from '../lib/errors.js';
+import { logger } from '../lib/log.js';
+
+const { config: base, flags } = loadConfig(gatewaySchema, process.argv.slice(2), process.env, {
+  h2: { type: 'string' },
+  h1: { type: 'string' },
+});
+const h2Count = Number(flags.h2 ?? 500);
+const h1Count = Number(flags.h1 ?? 100);
+const stateDir = mkdtempSync(path.join(os.tmpdir(), 'gw-demo-'));
+const log = logger('demo');
+const t0 = Date.now();
+const say = (text: string) => process.stdout.write(`t+${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s  ${text}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+let stack: Stack;
+try {
+  stack = await startStack({ ...base, stateDir }, { childOutput: 'lines' });
+} catch (err) {
+  log.fatal(err instanceof GatewayError ? err.message : String(err));
+  process.exit(1);
+}
+const mux = new MuxClient(stack.frontUrl);
+const h1 = new H1Client(stack.frontUrl);
+const load = new SequencedEcho(50);
+let newOk = 0;
+let newFailed = 0;
+
+async function tick(label = ''): Promise<void> {
+  const gens = await stack.hotRestart.generations();
+  const g = gens
+    .sort((a, b) => a.generation - b.generation)
+    .map((x) => `gen ${x.generation} (pid ${x.pid}${x.current ? ', current' : ', draining'}): ${x.sessions ?? '?'} sessions`)
+    .join(' | ');
+  const t = load.totals();
+  say(`${g}  ·  sent ${t.sent} echoed ${t.echoed} lost ${t.lost} out-of-order ${t.outOfOrder}  ·  new sessions ok ${newOk} failed ${newFailed}${label ? `  ← ${label}` : ''}`);
+}
+
+async function openSome(n: number): Promise<void> {
+  const results = await Promise.allSettled(Array.from({ length: n }, (_, i) => (i % 5 === 0 ? h1 : mux).open('/echo')));
+  for (const r of results) {
+    if (r.status === 'fulfilled') {
+      load.add(r.value);
+      newOk++;
+    } else newFailed++;
+  }
+}
+
+try {
+  say(`HAProxy ${stack.haproxy.version} at ${stack.frontUrl}; opening ${h2Count} HTTP/2 streams (one connection) + ${h1Count} HTTP/1.1 sessions`);
+  const original: SessionTally[] = [];
+  for (const s of await Promise.all([
+    ...Array.from({ length: h2Count }, () => mux.open('/echo')),
+    ...Array.from({ length: h1Count }, () => h1.open('/echo')),
+  ])) original.push(load.add(s));
+  load.start();
+  for (let i = 0; i < 4; i++) {
+    await sleep(500);
+    await tick();
+  }
+  const result = await stack.hotRestart.restart();
+  await tick(`HOT RESTART: generation ${result.generation} (pid ${result.newPids.join(',')}) took the listeners in ${result.durationMs} ms; HTTP/2 clients got GOAWAY(NO_ERROR)`);
+  for (let i = 0; i < 6; i++) {
+    await openSome(20);
+    await sleep(500);
+    await tick(i === 0 ? 'opening 20 new sessions per tick: they land on the new generation' : '');
+  }
+  say('the original sessions now end (users leave): the old generation exits once it holds none');
+  for (let i = 0; i < original.length; i += Math.ceil(original.length / 6)) {
+    original.slice(i, i + Math.ceil(original.length / 6)).forEach((t) => t.session.ws.close(1000, 'user left'));
+    await sleep(500);
+    await tick();
+  }
+  for (let i = 0; i < 6 && (await stack.haproxy.workers()).length > 1; i++) {
+    await sleep(500);
+    await tick();
+  }
+  await load.quiesce();
+  const t = load.totals();
+  say(`done: ${t.sent} messages sent, ${t.echoed} echoed, ${t.lost} lost, ${t.outOfOrder} out of order; new sessions ${newOk} ok / ${newFailed} failed; HAProxy workers now: ${(await stack.haproxy.workers()).map((w) => w.pid).join(', ')}`);
+  if (t.lost || t.outOfOrder || newFailed) process.exitCode = 1;
+} finally {
+  load.stop();
+  await Promise.all([mux.close(), h1.close()]);
+  await stack.stop();
+  rmSync(stateDir, { recursive: true, force: true });
+}

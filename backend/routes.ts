@@ -1,10 +1,20 @@
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { RawData, WebSocket } from 'ws';
 import { CloseCode } from '../lib/errors.js';
 import type { BackendMetrics, Transport } from './metrics.js';
+import { compareOffsets, isOffset, type RoomBus, type RoomEvent } from './room-bus.js';
 
 // The WebSocket applications a backend serves. They see a `ws` WebSocket and never know whether it
 // arrived as an HTTP/1.1 Upgrade or an RFC 8441 stream: that is the point of the adapter.
+//
+// Chat protocol (/chat/<room>[?since=<offset>]):
+//   server → client: {"type":"welcome", room, member, backend, bus}, then (with ?since) the missed
+//                    messages in order, or {"type":"history-too-old", oldest} / {"type":"history-unavailable"},
+//                    then live {"type":"message", room, offset, text, from, backend} and join/leave notices.
+//   client → server: JSON text frames {"text": "..."} (at most MAX_CHAT_TEXT bytes of text).
+//                    A frame that is not such JSON gets {"type":"error","code":"bad-frame"}; a binary
+//                    frame closes the session with 1003 (unsupported data).
 
 export interface Session {
   ws: WebSocket;
@@ -19,19 +29,35 @@ export interface RouteContext {
   log: Logger;
   metrics: BackendMetrics;
   feedRateHz: number;
+  bus: RoomBus;
 }
 
 export type RouteMatch = { name: 'echo' } | { name: 'chat'; room: string } | { name: 'feed' };
+export type RouteResult = RouteMatch | { error: { status: number; message: string } } | undefined;
 
-const ROOM = /^[A-Za-z0-9_.-]{1,64}$/;
+export const ROOM_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+export const MAX_CHAT_TEXT = 4096;
+const UNSUPPORTED_DATA = 1003;
 
-/** Map a handshake path to a route, or undefined for 404. */
-export function matchRoute(pathname: string): RouteMatch | undefined {
+/** Map a handshake path to a route; an error (bad room name, bad ?since) is answered at the handshake. */
+export function matchRoute(pathname: string, params?: URLSearchParams): RouteResult {
   if (pathname === '/echo') return { name: 'echo' };
   if (pathname === '/feed') return { name: 'feed' };
   if (pathname.startsWith('/chat/')) {
-    const room = decodeURIComponent(pathname.slice('/chat/'.length));
-    return ROOM.test(room) ? { name: 'chat', room } : undefined;
+    let room: string;
+    try {
+      room = decodeURIComponent(pathname.slice('/chat/'.length));
+    } catch {
+      return { error: { status: 400, message: 'room name is not valid percent-encoding' } };
+    }
+    if (!ROOM_NAME.test(room)) {
+      return { error: { status: 400, message: 'room name must be 1-64 characters of A-Z a-z 0-9 _ . -' } };
+    }
+    const since = params?.get('since');
+    if (since !== null && since !== undefined && !isOffset(since)) {
+      return { error: { status: 400, message: 'since must be a message offset such as 1732390000000-0' } };
+    }
+    return { name: 'chat', room };
   }
   return undefined;
 }
@@ -43,6 +69,7 @@ function rawLength(data: RawData): number {
 
 export class Routes {
   readonly #ctx: RouteContext;
+  /** Local members per room: for counts and for /healthz; delivery goes through the bus. */
   readonly #rooms = new Map<string, Set<WebSocket>>();
 
   constructor(ctx: RouteContext) {
@@ -53,60 +80,106 @@ export class Routes {
     return Object.fromEntries([...this.#rooms].map(([room, members]) => [room, members.size]));
   }
 
-  /** Count every message and byte in both directions for this session. */
-  #instrument(session: Session): void {
-    const { metrics } = this.#ctx;
-    const { ws, transport } = session;
-    ws.on('message', (data) => {
-      metrics.messages.inc({ direction: 'in', transport });
-      metrics.bytes.inc({ direction: 'in', transport }, rawLength(data));
-    });
-    const send = ws.send.bind(ws);
-    ws.send = ((data: Buffer | string, ...rest: unknown[]) => {
-      metrics.messages.inc({ direction: 'out', transport });
-      metrics.bytes.inc({ direction: 'out', transport }, typeof data === 'string' ? Buffer.byteLength(data) : data.length);
-      return (send as (...a: unknown[]) => void)(data, ...rest);
-    }) as WebSocket['send'];
-  }
-
   attach(session: Session, route: RouteMatch): void {
-    this.#instrument(session);
+    session.ws.on('message', (data) => {
+      this.#ctx.metrics.messages.inc({ direction: 'in', transport: session.transport });
+      this.#ctx.metrics.bytes.inc({ direction: 'in', transport: session.transport }, rawLength(data));
+    });
     switch (route.name) {
       case 'echo':
         return this.#echo(session);
       case 'chat':
-        return this.#chat(session, route.room);
+        return void this.#chat(session, route.room).catch((err: Error) => {
+          this.#ctx.log.error({ err: err.message, room: route.room }, 'chat session failed');
+          session.ws.close(CloseCode.INTERNAL_ERROR, 'internal error');
+        });
       case 'feed':
         return this.#feed(session);
     }
   }
 
-  #echo({ ws }: Session): void {
-    ws.on('message', (data, isBinary) => ws.send(data as Buffer, { binary: isBinary }));
+  /** Every outgoing message goes through here so metrics count it once. */
+  #send(session: Session, data: string | Buffer, binary = false): void {
+    if (session.ws.readyState !== session.ws.OPEN) return;
+    this.#ctx.metrics.messages.inc({ direction: 'out', transport: session.transport });
+    this.#ctx.metrics.bytes.inc({ direction: 'out', transport: session.transport }, typeof data === 'string' ? Buffer.byteLength(data) : data.length);
+    session.ws.send(data, { binary });
   }
 
-  #chat({ ws }: Session, room: string): void {
-    let members = this.#rooms.get(room);
-    if (!members) this.#rooms.set(room, (members = new Set()));
-    members.add(ws);
-    const { backendId } = this.#ctx;
-    const broadcast = (payload: object) => {
-      const text = JSON.stringify(payload);
-      for (const member of members) if (member.readyState === member.OPEN) member.send(text);
+  #echo(session: Session): void {
+    session.ws.on('message', (data, isBinary) => this.#send(session, data as Buffer, isBinary));
+  }
+
+  async #chat(session: Session, room: string): Promise<void> {
+    const { ws, params } = session;
+    const { bus, backendId } = this.#ctx;
+    const member = randomUUID().slice(0, 8);
+    const since = params.get('since') ?? undefined;
+    let last = since;
+    let replaying = true;
+    const buffered: RoomEvent[] = [];
+
+    const deliver = (event: RoomEvent) => {
+      // Live messages that history already delivered (or the client had) are skipped: never twice.
+      if (event.offset && last && compareOffsets(event.offset, last) <= 0) return;
+      if (event.offset) last = event.offset;
+      this.#send(session, JSON.stringify(event));
     };
-    broadcast({ type: 'join', room, members: members.size, backend: backendId });
-    ws.on('message', (data, isBinary) => {
-      const text = isBinary ? Buffer.from(data as Buffer).toString('base64') : data.toString();
-      broadcast({ type: 'message', room, text, binary: isBinary, backend: backendId });
-    });
-    ws.on('close', () => {
-      members.delete(ws);
-      if (members.size === 0) this.#rooms.delete(room);
-      else broadcast({ type: 'leave', room, members: members.size, backend: backendId });
+    // Frames the client sends while we subscribe and replay history wait here, in order.
+    const early: Array<[RawData, boolean]> = [];
+    let onFrame = (data: RawData, isBinary: boolean) => void early.push([data, isBinary]);
+    ws.on('message', (data, isBinary) => onFrame(data, isBinary));
+
+    const subscription = bus.subscribe(room, (event) => (replaying ? buffered.push(event) : deliver(event)));
+    ws.once('close', () => subscription.unsubscribe());
+    await subscription.ready;
+
+    this.#send(session, JSON.stringify({ type: 'welcome', room, member, backend: backendId, bus: bus.kind, status: bus.status() }));
+    if (since) {
+      const history = await bus.history(room, since);
+      if (history.ok) history.events.forEach(deliver);
+      else if (history.reason === 'too-old') this.#send(session, JSON.stringify({ type: 'history-too-old', room, since, oldest: history.oldest }));
+      else this.#send(session, JSON.stringify({ type: 'history-unavailable', room, since }));
+    }
+    replaying = false;
+    buffered.forEach(deliver);
+    if (ws.readyState !== ws.OPEN) return;
+
+    let local = this.#rooms.get(room);
+    if (!local) this.#rooms.set(room, (local = new Set()));
+    local.add(ws);
+    const members = await bus.setPresence(room, member, backendId);
+    await bus.publish({ type: 'join', room, from: member, backend: backendId, members: bus.kind === 'local' ? local.size : members });
+
+    onFrame = (data, isBinary) => {
+      if (isBinary) {
+        ws.close(UNSUPPORTED_DATA, 'chat accepts JSON text frames only');
+        return;
+      }
+      let text: unknown;
+      try {
+        text = (JSON.parse(data.toString()) as { text?: unknown }).text;
+      } catch {
+        text = undefined;
+      }
+      if (typeof text !== 'string' || text.length === 0 || Buffer.byteLength(text) > MAX_CHAT_TEXT) {
+        this.#send(session, JSON.stringify({ type: 'error', code: 'bad-frame', message: `send {"text": "<1..${MAX_CHAT_TEXT} bytes>"}` }));
+        return;
+      }
+      void bus.publish({ type: 'message', room, text, from: member, backend: backendId });
+    };
+    for (const [data, isBinary] of early.splice(0)) onFrame(data, isBinary);
+    ws.once('close', () => {
+      local.delete(ws);
+      if (local.size === 0) this.#rooms.delete(room);
+      void bus
+        .setPresence(room, member, null)
+        .then((n) => bus.publish({ type: 'leave', room, from: member, backend: backendId, members: bus.kind === 'local' ? local.size : n }));
     });
   }
 
-  #feed({ ws, params }: Session): void {
+  #feed(session: Session): void {
+    const { ws, params } = session;
     const requested = Number(params.get('rate') ?? this.#ctx.feedRateHz);
     if (!Number.isFinite(requested) || requested <= 0 || requested > 1000) {
       ws.close(CloseCode.POLICY_VIOLATION, 'rate must be between 0 and 1000 ticks/s');
@@ -116,7 +189,7 @@ export class Routes {
     const timer = setInterval(() => {
       // Slow consumer: skip ticks rather than buffer without bound.
       if (ws.bufferedAmount > 1024 * 1024) return;
-      ws.send(JSON.stringify({ type: 'tick', seq: seq++, t: Date.now(), backend: this.#ctx.backendId }));
+      this.#send(session, JSON.stringify({ type: 'tick', seq: seq++, t: Date.now(), backend: this.#ctx.backendId }));
     }, 1000 / requested);
     ws.on('close', () => clearInterval(timer));
   }

@@ -4,6 +4,7 @@ import http2 from 'node:http2';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
+import client from 'prom-client';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { BackendConfig } from '../lib/config.js';
 import { CloseCode } from '../lib/errors.js';
@@ -11,6 +12,7 @@ import { logger } from '../lib/log.js';
 import { createSniffingServer } from '../lib/protocol-sniffer.js';
 import { acceptExtendedConnect } from '../lib/ws-h2-adapter.js';
 import { BackendMetrics, type Transport } from './metrics.js';
+import { LocalBus, RedisBus, type RoomBus } from './room-bus.js';
 import { matchRoute, Routes, type RouteMatch } from './routes.js';
 
 /** Subprotocols every route speaks, in server preference order. */
@@ -28,7 +30,20 @@ export interface Backend {
 
 export async function startBackend(config: BackendConfig, log: Logger = logger('backend', { backend: config.id })): Promise<Backend> {
   const metrics = new BackendMetrics(config.id);
-  const routes = new Routes({ backendId: config.id, log, metrics, feedRateHz: config.feedRateHz });
+  const bus: RoomBus = config.redisUrl
+    ? new RedisBus(config.redisUrl, config.roomHistory, log.child({ bus: 'redis' }))
+    : new LocalBus(config.roomHistory);
+  if (bus instanceof RedisBus) await bus.ready();
+  new client.Gauge({
+    name: 'room_bus_up',
+    help: '1 when the room bus (Redis) is connected, 0 when degraded to local delivery',
+    labelNames: ['kind'],
+    registers: [metrics.registry],
+    collect() {
+      this.set({ kind: bus.kind }, bus.status() === 'ok' ? 1 : 0);
+    },
+  });
+  const routes = new Routes({ backendId: config.id, log, metrics, feedRateHz: config.feedRateHz, bus });
   const sessions = new Set<WebSocket>();
   const h2Sessions = new Set<http2.ServerHttp2Session>();
   const h1Sockets = new Set<net.Socket | Duplex>();
@@ -69,11 +84,21 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
       return {
         status: draining ? 503 : 200,
         type: 'application/json',
-        body: async () => JSON.stringify({ status: draining ? 'draining' : 'ok', backend: config.id, sessions: sessions.size }),
+        // A degraded bus still answers 200: the backend serves its local members and must stay in rotation.
+        body: async () =>
+          JSON.stringify({
+            status: draining ? 'draining' : bus.status(),
+            backend: config.id,
+            sessions: sessions.size,
+            bus: { kind: bus.kind, status: bus.status() },
+            rooms: routes.roomSizes(),
+          }),
       };
     }
+    if (path === '/rooms') return { status: 200, type: 'application/json', body: async () => JSON.stringify(await bus.presence()) };
     if (path === '/metrics') return { status: 200, type: metrics.registry.contentType, body: () => metrics.registry.metrics() };
-    if (matchRoute(path)) return { status: 426, type: 'text/plain', body: async () => 'this is a WebSocket endpoint: send an Upgrade (HTTP/1.1) or an extended CONNECT (HTTP/2)\n' };
+    const route = matchRoute(path);
+    if (route && 'name' in route) return { status: 426, type: 'text/plain', body: async () => 'this is a WebSocket endpoint: send an Upgrade (HTTP/1.1) or an extended CONNECT (HTTP/2)\n' };
     return { status: 404, type: 'text/plain', body: async () => `no route for ${path}\n` };
   }
 
@@ -97,12 +122,14 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
   h1.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
     const url = new URL(req.url ?? '/', 'http://backend');
-    const route = matchRoute(url.pathname);
+    const matched = matchRoute(url.pathname, url.searchParams);
+    const route = matched && 'name' in matched ? matched : undefined;
     const refuse = (status: number, reason: string) => {
       metrics.handshakes.inc({ transport: 'h1', route: route?.name ?? 'none', result: String(status) });
       socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nx-backend-id: ${config.id}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${reason}\n`);
     };
     if (draining) return refuse(503, 'backend is draining');
+    if (matched && 'error' in matched) return refuse(matched.error.status, matched.error.message);
     if (!route) return refuse(404, `no WebSocket route for ${url.pathname}`);
     if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return refuse(400, 'only "Upgrade: websocket" is served');
     wss.handleUpgrade(req, socket, head, (ws) => begin(ws, 'h1', route, url.searchParams));
@@ -125,13 +152,15 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
     stream.on('error', (err) => log.debug({ err: err.message }, 'h2 stream error'));
     const url = new URL(String(headers[':path'] ?? '/'), 'http://backend');
     if (headers[':method'] === 'CONNECT') {
-      const route = matchRoute(url.pathname);
+      const matched = matchRoute(url.pathname, url.searchParams);
+      const route = matched && 'name' in matched ? matched : undefined;
       const refuse = (status: number, reason: string) => {
         metrics.handshakes.inc({ transport: 'h2', route: route?.name ?? 'none', result: String(status) });
         stream.respond({ ':status': status, 'content-type': 'text/plain', ...idHeader });
         stream.end(reason + '\n');
       };
       if (draining) return refuse(503, 'backend is draining');
+      if (matched && 'error' in matched) return refuse(matched.error.status, matched.error.message);
       if (!route) return refuse(404, `no WebSocket route for ${url.pathname}`);
       const result = acceptExtendedConnect(stream, headers, {
         protocols: SUBPROTOCOLS,
@@ -185,6 +214,7 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
     for (const session of h2Sessions) session.destroy();
     for (const socket of h1Sockets) socket.destroy();
     wss.close();
+    await bus.close();
     log.info('backend stopped');
   }
 

@@ -39,6 +39,8 @@ export class KeptSession extends EventEmitter {
   readonly path: string;
   current: WsSession | undefined;
   reopens = 0;
+  /** Offset of the last room message seen (chat): a reopen asks for what came after it. */
+  lastOffset: string | undefined;
   #closedByUs = false;
 
   constructor(path: string) {
@@ -64,6 +66,25 @@ export class KeptSession extends EventEmitter {
   get closedByUs(): boolean {
     return this.#closedByUs;
   }
+}
+
+/** `{"offset":"<ms>-<seq>", ...}` room messages carry their position in the room's history. */
+function offsetOf(text: string): string | undefined {
+  if (!text.startsWith('{') || !text.includes('"offset"')) return undefined;
+  try {
+    const offset = (JSON.parse(text) as { offset?: unknown }).offset;
+    return typeof offset === 'string' ? offset : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Message recovery: reopen with `?since=<last offset>` so the backend replays what was missed. */
+export function resumePath(path: string, offset: string | undefined): string {
+  if (!offset) return path;
+  const url = new URL(path, 'http://x');
+  url.searchParams.set('since', offset);
+  return url.pathname + url.search;
 }
 
 export class SessionKeeper {
@@ -101,7 +122,13 @@ export class SessionKeeper {
 
   async #attach(kept: KeptSession, session: WsSession, reopen: boolean): Promise<void> {
     kept.current = session;
-    session.ws.on('message', (data: RawData, isBinary: boolean) => kept.emit('message', data, isBinary));
+    session.ws.on('message', (data: RawData, isBinary: boolean) => {
+      if (!isBinary) {
+        const offset = offsetOf(data.toString());
+        if (offset) kept.lastOffset = offset;
+      }
+      kept.emit('message', data, isBinary);
+    });
     session.ws.once('close', (code: number) => {
       kept.emit('down', code);
       if (this.#closed || kept.closedByUs || !REOPEN_CODES.has(code)) return;
@@ -117,7 +144,7 @@ export class SessionKeeper {
       await new Promise((r) => setTimeout(r, Math.random() * ceiling));
       if (this.#closed || kept.closedByUs) return;
       try {
-        const session = await this.#client.open(kept.path, this.#options.open);
+        const session = await this.#client.open(resumePath(kept.path, kept.lastOffset), this.#options.open);
         kept.reopens++;
         this.#reopened++;
         log.debug({ path: kept.path, code, attempt, backend: session.backendId }, 'session reopened');

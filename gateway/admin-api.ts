@@ -27,6 +27,7 @@ import {
 //   DELETE /endpoints/:id          drain, then remove               → 202
 //   POST   /hot-restart            start a new proxy generation → {generation, oldPids, newPids}
 //   GET    /hot-restart            live generations and the sessions each still holds
+//   GET    /rooms                  chat presence: room → member → backend, across backends
 //   GET    /events                 Server-Sent Events of registry changes and restarts
 //   GET    /healthz
 // Bad input → 400 naming the field; unknown id → 404; conflicts → 409.
@@ -102,6 +103,23 @@ export async function startAdminApi(deps: AdminDeps, host: string, port: number)
   registry.on('change', onChange);
   drain.on('drained', (r) => publish('drained', r));
 
+  /** Merge each live endpoint's view (with Redis every backend sees all; without, each its own). */
+  async function roomPresence(): Promise<Record<string, Record<string, string>>> {
+    const merged: Record<string, Record<string, string>> = {};
+    const answers = await Promise.all(
+      registry
+        .list()
+        .filter((e) => e.state !== 'down')
+        .map((e) =>
+          fetch(`http://${e.host}:${e.port}/rooms`, { signal: AbortSignal.timeout(2_000) })
+            .then((r) => r.json() as Promise<Record<string, Record<string, string>>>)
+            .catch(() => ({})),
+        ),
+    );
+    for (const rooms of answers) for (const [room, members] of Object.entries(rooms)) Object.assign((merged[room] ??= {}), members);
+    return merged;
+  }
+
   const view = () => ({
     version: registry.version,
     endpoints: registry.list().map((e) => ({ ...e, address: `${e.host}:${e.port}`, health: health.status(e.id) ?? null })),
@@ -123,6 +141,7 @@ export async function startAdminApi(deps: AdminDeps, host: string, port: number)
       req.once('close', () => subscribers.delete(res));
       return;
     }
+    if (url.pathname === '/rooms' && method === 'GET') return json(200, await roomPresence());
     if (url.pathname === '/hot-restart' && deps.hotRestart) {
       if (method === 'GET') return json(200, { engine: deps.hotRestart.engine, generations: await deps.hotRestart.generations() });
       if (method === 'POST') {

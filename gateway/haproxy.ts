@@ -46,6 +46,7 @@ export type HaproxySettings = Pick<
   | 'stateDir'
   | 'upstreamProtocol'
   | 'haproxyTemplate'
+  | 'balance'
 >;
 
 /** Fill `{{name}}` placeholders; an unknown or unused placeholder is a bug in the template. */
@@ -74,6 +75,7 @@ export function renderHaproxyConfig(settings: HaproxySettings, servers: readonly
     h2MaxConcurrentStreams: settings.h2MaxConcurrentStreams,
     hardStopAfterS: settings.hardStopAfterS,
     statsSocket,
+    balance: settings.balance === 'room' ? 'balance uri\n    hash-type consistent' : 'balance roundrobin',
     servers: lines,
   });
 }

@@ -5,7 +5,9 @@ import type { GatewayConfig } from '../lib/config.js';
 import { logger } from '../lib/log.js';
 import { startAdminApi, type AdminServer } from './admin-api.js';
 import { DrainController } from './drain.js';
+import { MissingToolError } from '../lib/errors.js';
 import { HaproxyDriver } from './haproxy-driver.js';
+import { startLocalRedis } from './redis.js';
 import { HaproxyFront } from './haproxy.js';
 import { HealthChecker } from './health.js';
 import { HaproxyHotRestart, type HotRestartEngine } from './hot-restart.js';
@@ -40,6 +42,8 @@ export interface Stack {
   admin: AdminServer;
   /** Backend processes this stack started (endpoints added later may run elsewhere). */
   backends: BackendProcess[];
+  /** The room bus the backends share, if any. */
+  redisUrl: string | undefined;
   stop(): Promise<void>;
 }
 
@@ -58,6 +62,7 @@ export async function startBackendProcess(
   port: number,
   log: Logger,
   output: 'inherit' | 'lines',
+  redisUrl?: string,
 ): Promise<BackendProcess> {
   await assertPortFree(config.host, port, `backend ${id}`);
   const childLog = log.child({ backend: id });
@@ -72,6 +77,8 @@ export async function startBackendProcess(
       '--h2-max-concurrent-streams', String(config.h2MaxConcurrentStreams),
       '--max-session-memory-mb', String(config.maxSessionMemoryMb),
       '--feed-rate-hz', String(config.feedRateHz),
+      '--room-history', String(config.roomHistory),
+      ...(redisUrl ? ['--redis-url', redisUrl] : []),
     ],
     log: childLog,
     output,
@@ -106,11 +113,23 @@ export async function startStack(
       seed: config.backendPorts.map((port, i) => ({ id: backendId(i), host: config.host, port })),
     });
 
+    let redisUrl = config.roomBus === 'redis' ? config.redisUrl : undefined;
+    if (config.roomBus === 'redis' && !redisUrl) {
+      try {
+        const redis = await startLocalRedis({ host: config.host, port: config.redisPort, dir: path.join(config.stateDir, 'redis') });
+        cleanups.push(() => redis.stop());
+        redisUrl = redis.url;
+      } catch (err) {
+        if (!(err instanceof MissingToolError)) throw err;
+        log.warn(`${err.message}. Rooms will NOT span backends until then (each backend keeps its own).`);
+      }
+    }
+
     const haproxy = new HaproxyFront(config, registry.list(), logger('haproxy'));
     cleanups.push(() => haproxy.stop());
     cleanups.push(() => Promise.all(backends.map((b) => b.process.stop(config.drainTimeoutMs + 2_000))).then(() => undefined));
     const started = await Promise.all(
-      config.backendPorts.map((port, i) => startBackendProcess(config, backendId(i), port, log, output)),
+      config.backendPorts.map((port, i) => startBackendProcess(config, backendId(i), port, log, output, redisUrl)),
     );
     backends.push(...started);
     await haproxy.start();
@@ -146,6 +165,7 @@ export async function startStack(
       hotRestart,
       admin,
       backends,
+      redisUrl,
       stop,
     };
   } catch (err) {

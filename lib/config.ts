@@ -41,6 +41,14 @@ export const gatewaySchema = z.object({
   /** Working files: rendered HAProxy config, sockets, pid files. */
   stateDir: z.string().min(1).default('.gateway'),
   haproxyBin: z.string().min(1).default('haproxy'),
+  /** Room bus for chat across backends. Unset: `npm start` runs a local redis-server on redisPort. */
+  redisUrl: z.string().url().optional(),
+  redisPort: port.default(6390),
+  /** 'none' runs rooms per backend with no bus (what sticky-by-room balancing is for). */
+  roomBus: z.enum(['redis', 'none']).default('redis'),
+  /** Front balancing: per-stream round robin, or sticky-by-room (consistent hash of the path). */
+  balance: z.enum(['roundrobin', 'room']).default('roundrobin'),
+  roomHistory: positiveInt.default(1000),
   /** HAProxy config template; '' = haproxy/haproxy.cfg.tmpl. Re-read at every reload. */
   haproxyTemplate: z.string().default(''),
   /** HAProxy global maxconn. Each H2 stream costs one upstream socket with HTTP/1.1 servers, so
@@ -71,6 +79,10 @@ export const backendSchema = z.object({
   tlsCert: z.string().optional(),
   tlsKey: z.string().optional(),
   feedRateHz: positiveInt.default(10),
+  /** Room bus. Unset: rooms live in this process only. */
+  redisUrl: z.string().url().optional(),
+  /** Messages kept per room for recovery on reconnect (Redis Stream MAXLEN ~). */
+  roomHistory: positiveInt.default(1000),
   ...limitFields,
 });
 export type BackendConfig = z.infer<typeof backendSchema>;

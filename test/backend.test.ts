@@ -5,7 +5,7 @@ import { freePort } from '../gateway/supervisor.js';
 import { backendSchema, defaults, gatewaySchema } from '../lib/config.js';
 import { logger } from '../lib/log.js';
 import { startBackend, type Backend } from '../backend/server.js';
-import { closed, echo } from './helpers/stack.js';
+import { closed, echo, jsonInbox } from './helpers/stack.js';
 
 // The backend on both transports, directly (no proxy): same routes, same behaviour.
 
@@ -19,17 +19,6 @@ afterAll(async () => {
   await backend?.close();
 });
 
-function nextJson(s: WsSession, type: string): Promise<Record<string, unknown>> {
-  return new Promise((resolve) => {
-    const onMessage = (data: Buffer) => {
-      const msg = JSON.parse(data.toString()) as Record<string, unknown>;
-      if (msg.type !== type) return;
-      s.ws.off('message', onMessage);
-      resolve(msg);
-    };
-    s.ws.on('message', onMessage);
-  });
-}
 
 for (const make of [(u: string) => new MuxClient(u), (u: string) => new H1Client(u)] as const) {
   const transport = make('http://x').transport;
@@ -78,19 +67,54 @@ for (const make of [(u: string) => new MuxClient(u), (u: string) => new H1Client
       await expect(client.open('/nowhere')).rejects.toMatchObject({ code: 'GW_ERR_HANDSHAKE_REJECTED', status: 404 });
     });
 
-    it('broadcasts chat messages with join/leave notices as JSON', async () => {
+    it('runs a chat room: welcome, join/leave notices, messages with offsets, bad frames answered', async () => {
       const room = `/chat/room-${transport}`;
       const a = await client.open(room);
-      expect(await nextJson(a, 'join')).toMatchObject({ members: 1 }); // its own join
-      const aSeesJoin = nextJson(a, 'join');
+      const ia = jsonInbox(a.ws);
+      expect(await ia.next('welcome')).toMatchObject({ type: 'welcome', backend: 'bt', bus: 'local' });
+      expect(await ia.next('join')).toMatchObject({ members: 1 }); // its own join
       const b = await client.open(room);
-      expect(await aSeesJoin).toMatchObject({ type: 'join', members: 2, backend: 'bt' });
-      const bSees = nextJson(b, 'message');
-      a.ws.send('hi from a');
-      expect(await bSees).toMatchObject({ type: 'message', text: 'hi from a', room: room.slice(6) });
-      const aSeesLeave = nextJson(a, 'leave');
+      const ib = jsonInbox(b.ws);
+      expect(await ia.next('join')).toMatchObject({ type: 'join', members: 2, backend: 'bt' });
+      a.ws.send(JSON.stringify({ text: 'hi from a' }));
+      const msg = await ib.next('message');
+      expect(msg).toMatchObject({ type: 'message', text: 'hi from a', room: room.slice(6) });
+      expect(msg.offset).toMatch(/^\d+-\d+$/);
+      a.ws.send('not json');
+      expect(await ia.next('error')).toMatchObject({ code: 'bad-frame' });
       b.ws.close(1000);
-      expect(await aSeesLeave).toMatchObject({ type: 'leave', members: 1 });
+      expect(await ia.next('leave')).toMatchObject({ type: 'leave', members: 1 });
+      const binary = closed(a.ws);
+      a.ws.send(Buffer.from([1, 2]));
+      expect((await binary).code).toBe(1003);
+    });
+
+    it('refuses a bad room name or offset at the handshake with 400', async () => {
+      await expect(client.open('/chat/' + 'x'.repeat(65))).rejects.toMatchObject({ status: 400 });
+      await expect(client.open('/chat/bad%20name')).rejects.toMatchObject({ status: 400 });
+      await expect(client.open('/chat/ok?since=yesterday')).rejects.toMatchObject({ status: 400 });
+    });
+
+    it('replays missed messages after ?since=<offset>, then live, never twice', async () => {
+      const room = `/chat/replay-${transport}`;
+      const a = await client.open(room);
+      const offsets: string[] = [];
+      a.ws.on('message', (d) => {
+        const m = JSON.parse(d.toString());
+        if (m.type === 'message') offsets.push(m.offset);
+      });
+      for (let i = 0; i < 5; i++) a.ws.send(JSON.stringify({ text: `m${i}` }));
+      while (offsets.length < 5) await new Promise((r) => setTimeout(r, 10));
+      const late = await client.open(`${room}?since=${offsets[1]}`);
+      const texts: string[] = [];
+      late.ws.on('message', (d) => {
+        const m = JSON.parse(d.toString());
+        if (m.type === 'message') texts.push(m.text);
+      });
+      while (texts.length < 3) await new Promise((r) => setTimeout(r, 10));
+      a.ws.send(JSON.stringify({ text: 'live' }));
+      while (texts.length < 4) await new Promise((r) => setTimeout(r, 10));
+      expect(texts).toEqual(['m2', 'm3', 'm4', 'live']);
     });
 
     it('pushes feed ticks at the requested rate, and refuses a bad rate with 1008', async () => {

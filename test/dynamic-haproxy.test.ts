@@ -52,22 +52,23 @@ describe('dynamic endpoints on a real HAProxy', () => {
       // --- drain b1: no new streams, old ones echo until the deadline, then 1001 ---------------
       const onB1 = load.tallies.filter((t) => t.session.backendId === 'b1');
       expect(onB1.length).toBeGreaterThan(10);
-      const drainedAt = Date.now();
-      expect((await post('/endpoints/b1/drain', { deadlineMs: 1_500 })).status).toBe(202);
+      const drained = await post('/endpoints/b1/drain', { deadlineMs: 4_000 });
+      expect(drained.status).toBe(202);
+      const deadline = drained.json.drainDeadline as number;
       await stack.driver.settled();
-      const sentBefore = onB1.reduce((n, t) => n + t.echoed, 0);
+      const echoedAtDrain = onB1.reduce((n, t) => n + t.echoed, 0);
       const fresh = await Promise.all(Array.from({ length: 90 }, () => mux.open('/echo')));
       expect(countBy(fresh, (s) => s.backendId ?? '?').b1, 'no new stream on the draining b1').toBeUndefined();
       fresh.forEach((s) => load.add(s));
 
-      // Until the deadline the b1 sessions keep echoing...
-      await new Promise((r) => setTimeout(r, 1_000));
+      // Until the deadline the b1 sessions keep echoing (checked just before it, whatever the machine load)...
+      await new Promise((r) => setTimeout(r, Math.max(0, deadline - 300 - Date.now())));
+      expect(Date.now()).toBeLessThan(deadline);
       expect(onB1.every((t) => t.closeCode === undefined)).toBe(true);
-      expect(onB1.reduce((n, t) => n + t.echoed, 0)).toBeGreaterThan(sentBefore);
+      expect(onB1.reduce((n, t) => n + t.echoed, 0)).toBeGreaterThan(echoedAtDrain);
       // ...then the backend closes them with 1001.
-      await waitUntil(() => onB1.every((t) => t.closeCode !== undefined), 8_000);
+      await waitUntil(() => onB1.every((t) => t.closeCode !== undefined), 10_000);
       expect(new Set(onB1.map((t) => t.closeCode))).toEqual(new Set([1001]));
-      expect(Date.now() - drainedAt).toBeGreaterThanOrEqual(1_400);
 
       await load.quiesce();
       // Everything not on b1 is still open, in order, nothing lost.

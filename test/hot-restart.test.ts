@@ -99,7 +99,7 @@ describe('HAProxy hot restart under load', () => {
       const mux = new MuxClient(broken.frontUrl);
       const s = await mux.open('/echo');
       const before = await broken.haproxy.workers();
-      writeFileSync(template, readFileSync(template, 'utf8').replace('balance roundrobin', 'balance roundrobin\n    frobnicate yes'));
+      writeFileSync(template, readFileSync(template, 'utf8').replace('{{balance}}', '{{balance}}\n    frobnicate yes'));
       const res = await fetch(`${broken.adminUrl}/hot-restart`, { method: 'POST' });
       expect(res.status).toBe(409);
       const body = await res.json();

@@ -177,17 +177,16 @@ describe('undici WebSocket over HTTP/1.1 Upgrade', () => {
     expect(parse(await b.inbox.take<string>(chat('join')))).toMatchObject({ type: 'join', members: 2 });
     expect(parse(await a.inbox.take<string>(chat('join')))).toMatchObject({ type: 'join', members: 2 });
 
-    a.ws.send('hello from a');
+    a.ws.send(JSON.stringify({ text: 'hello from a' }));
     for (const who of [a, b]) {
       expect(parse(await who.inbox.take<string>(chat('message', 'hello from a')))).toMatchObject({
         type: 'message',
         room: 'room1',
         text: 'hello from a',
-        binary: false,
         backend: 'b1',
       });
     }
-    b.ws.send('hello from b');
+    b.ws.send(JSON.stringify({ text: 'hello from b' }));
     expect(parse(await a.inbox.take<string>(chat('message', 'hello from b')))).toMatchObject({ type: 'message', text: 'hello from b' });
     expect(parse(await b.inbox.take<string>(chat('message', 'hello from b')))).toMatchObject({ type: 'message', text: 'hello from b' });
 

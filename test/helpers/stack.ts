@@ -14,6 +14,7 @@ export async function startTestStack(overrides: Partial<GatewayConfig> = {}, bac
     frontPort: await freePort(),
     haproxyStatsPort: await freePort(),
     adminPort: await freePort(),
+    redisPort: await freePort(),
     backendPorts,
     stateDir,
     drainTimeoutMs: 3_000,
@@ -51,4 +52,32 @@ export function countBy<T>(items: readonly T[], key: (t: T) => string): Record<s
   const out: Record<string, number> = {};
   for (const item of items) out[key(item)] = (out[key(item)] ?? 0) + 1;
   return out;
+}
+
+/** Collects every JSON message from the moment it is created; `next(type)` takes them in order. */
+export function jsonInbox(ws: WebSocket): { next(type: string, timeoutMs?: number): Promise<Record<string, any>>; all: Array<Record<string, any>> } {
+  const all: Array<Record<string, any>> = [];
+  let cursor = 0;
+  const waiters: Array<() => void> = [];
+  ws.on('message', (data) => {
+    all.push(JSON.parse(data.toString()) as Record<string, any>);
+    waiters.splice(0).forEach((w) => w());
+  });
+  return {
+    all,
+    async next(type, timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        while (cursor < all.length) {
+          const m = all[cursor++]!;
+          if (m.type === type) return m;
+        }
+        if (Date.now() > deadline) throw new Error(`no "${type}" message within ${timeoutMs} ms`);
+        await new Promise<void>((r) => {
+          waiters.push(r);
+          setTimeout(r, 100);
+        });
+      }
+    },
+  };
 }

@@ -8,6 +8,7 @@ import type { DrainController } from './drain.js';
 import type { HealthChecker } from './health.js';
 import { HaproxyConfigRejectedError } from './haproxy.js';
 import type { HotRestartEngine } from './hot-restart.js';
+import type { XdsServer } from './xds/index.js';
 import {
   addressSchema,
   endpointIdSchema,
@@ -27,6 +28,7 @@ import {
 //   DELETE /endpoints/:id          drain, then remove               → 202
 //   POST   /hot-restart            start a new proxy generation → {generation, oldPids, newPids}
 //   GET    /hot-restart            live generations and the sessions each still holds
+//   GET    /xds                    xDS clients (Envoy, gRPC): versions sent, ACKed, NACKed per type
 //   GET    /rooms                  chat presence: room → member → backend, across backends
 //   GET    /events                 Server-Sent Events of registry changes and restarts
 //   GET    /healthz
@@ -37,6 +39,7 @@ export interface AdminDeps {
   drain: DrainController;
   health: HealthChecker;
   hotRestart?: HotRestartEngine;
+  xds?: Pick<XdsServer, 'versions'>;
   log?: Logger;
 }
 
@@ -142,6 +145,7 @@ export async function startAdminApi(deps: AdminDeps, host: string, port: number)
       return;
     }
     if (url.pathname === '/rooms' && method === 'GET') return json(200, await roomPresence());
+    if (url.pathname === '/xds' && method === 'GET' && deps.xds) return json(200, deps.xds.versions());
     if (url.pathname === '/hot-restart' && deps.hotRestart) {
       if (method === 'GET') return json(200, { engine: deps.hotRestart.engine, generations: await deps.hotRestart.generations() });
       if (method === 'POST') {

@@ -8,6 +8,7 @@ import { DrainController } from './drain.js';
 import { MissingToolError } from '../lib/errors.js';
 import { HaproxyDriver } from './haproxy-driver.js';
 import { startLocalRedis } from './redis.js';
+import { startXdsServer, type XdsServer } from './xds/index.js';
 import { HaproxyFront } from './haproxy.js';
 import { HealthChecker } from './health.js';
 import { HaproxyHotRestart, type HotRestartEngine } from './hot-restart.js';
@@ -39,6 +40,7 @@ export interface Stack {
   health: HealthChecker;
   drain: DrainController;
   hotRestart: HotRestartEngine;
+  xds: XdsServer;
   admin: AdminServer;
   /** Backend processes this stack started (endpoints added later may run elsewhere). */
   backends: BackendProcess[];
@@ -148,8 +150,12 @@ export async function startStack(
     const drain = new DrainController(registry, health, { deadlineMs: config.drainDeadlineMs, pollMs: 250, closeGraceMs: 5_000 });
     drain.resume();
     cleanups.push(() => drain.stop());
+    // The Envoy driver: the same registry served over xDS, for an Envoy front (docker compose, or an
+    // `envoy` binary with envoy/envoy.yaml) to follow alongside HAProxy.
+    const xds = await startXdsServer({ registry, host: config.host, port: config.xdsPort });
+    cleanups.push(() => xds.close());
     const hotRestart = new HaproxyHotRestart(haproxy, driver);
-    const admin = await startAdminApi({ registry, drain, health, hotRestart }, config.host, config.adminPort);
+    const admin = await startAdminApi({ registry, drain, health, hotRestart, xds }, config.host, config.adminPort);
     cleanups.push(() => admin.close());
 
     return {
@@ -163,6 +169,7 @@ export async function startStack(
       health,
       drain,
       hotRestart,
+      xds,
       admin,
       backends,
       redisUrl,

@@ -15,6 +15,7 @@ export async function startTestStack(overrides: Partial<GatewayConfig> = {}, bac
     haproxyStatsPort: await freePort(),
     adminPort: await freePort(),
     redisPort: await freePort(),
+    xdsPort: await freePort(),
     backendPorts,
     stateDir,
     drainTimeoutMs: 3_000,

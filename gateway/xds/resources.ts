@@ -1,0 +1,223 @@
+// The xDS resources, built from the registry as proto3 JSON (the way envoy/*.yaml spells them).
+//
+// For an Envoy node (the front in envoy/envoy.yaml):
+//   LDS  `front`    listener on 0.0.0.0:8080 — the HCM of envoy/envoy-static.yaml (codec AUTO,
+//                   allow_connect, max_concurrent_streams 20000, websocket upgrade, WebSocket-friendly
+//                   timeouts), with `rds` over ADS instead of an inline route_config
+//   RDS  `front`    virtual host `backends`, `/` → cluster `backends`, route timeout 0s
+// For a gRPC xDS client (@grpc/grpc-js-xds, target xds:///<name>):
+//   LDS  <name>     an api_listener (HCM with rds over ADS + the router filter), one per requested name
+//   RDS  `grpc`     virtual host `*`, every path → cluster `backends`
+// For both:
+//   CDS  `backends` type EDS over ADS, ROUND_ROBIN, HTTP/1.1 upstream and the circuit breakers of
+//                   envoy-static.yaml (gRPC ignores what it does not use)
+//   EDS  `backends` one locality; per endpoint: address, hostname = endpoint id,
+//                   load_balancing_weight = weight, health_status HEALTHY | DRAINING | UNHEALTHY
+//
+// Everything here is pure: (registry endpoints, options) → resources. server.ts encodes and sends.
+
+import net from 'node:net';
+import type { Endpoint, EndpointState } from '../registry.js';
+import type { JsonObject } from './codec.js';
+
+export const HCM_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
+export const ROUTER_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
+export const HTTP_PROTOCOL_OPTIONS_TYPE = 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+
+/** The Envoy front, as in envoy/envoy-static.yaml. */
+export interface FrontOptions {
+  listenerName: string;
+  routeConfigName: string;
+  /** Where Envoy binds the front (inside its container/namespace). */
+  address: string;
+  port: number;
+  /** SETTINGS_MAX_CONCURRENT_STREAMS Envoy advertises (lib/config.ts h2MaxConcurrentStreams). */
+  maxConcurrentStreams: number;
+}
+
+export interface ResourceOptions {
+  /** Cluster (CDS) and ClusterLoadAssignment (EDS) name. */
+  cluster: string;
+  front: FrontOptions;
+  /** RouteConfiguration that every gRPC api_listener points at. */
+  grpcRouteConfigName: string;
+}
+
+export const DEFAULT_FRONT: FrontOptions = {
+  listenerName: 'front',
+  routeConfigName: 'front',
+  address: '0.0.0.0',
+  port: 8080,
+  maxConcurrentStreams: 20_000,
+};
+
+export const DEFAULT_RESOURCE_OPTIONS: ResourceOptions = {
+  cluster: 'backends',
+  front: DEFAULT_FRONT,
+  grpcRouteConfigName: 'grpc',
+};
+
+const ADS_SOURCE = { ads: {}, resource_api_version: 'V3' } as const;
+
+const routerFilter = (): JsonObject => ({
+  name: 'envoy.filters.http.router',
+  typed_config: { '@type': ROUTER_TYPE },
+});
+
+// ------------------------------------------------------------------ Envoy front
+
+/** The HttpConnectionManager of the front listener (same settings as envoy-static.yaml). */
+export function frontHttpConnectionManager(o: ResourceOptions): JsonObject {
+  return {
+    '@type': HCM_TYPE,
+    stat_prefix: 'front',
+    // HTTP/2 preface → HTTP/2 (h2c prior knowledge), anything else HTTP/1.1: both on one port.
+    codec_type: 'AUTO',
+    use_remote_address: true,
+    request_headers_timeout: '10s',
+    // WebSockets are long-lived and may be quiet: a stream is reset after 1 h without frames
+    // (HAProxy: timeout tunnel 1h), not after Envoy's 5 min default.
+    stream_idle_timeout: '3600s',
+    common_http_protocol_options: {
+      // Only reaps connections with no open stream.
+      idle_timeout: '300s',
+    },
+    http2_protocol_options: {
+      // RFC 8441 extended CONNECT (SETTINGS_ENABLE_CONNECT_PROTOCOL).
+      allow_connect: true,
+      // Envoy's edge default is 100; 10,000 sessions must fit on one connection.
+      max_concurrent_streams: o.front.maxConcurrentStreams,
+      initial_stream_window_size: 65536,
+      initial_connection_window_size: 1048576,
+      connection_keepalive: { interval: '30s', timeout: '10s' },
+    },
+    upgrade_configs: [{ upgrade_type: 'websocket' }],
+    rds: { config_source: ADS_SOURCE, route_config_name: o.front.routeConfigName },
+    http_filters: [routerFilter()],
+  };
+}
+
+export function frontListener(o: ResourceOptions): JsonObject {
+  return {
+    name: o.front.listenerName,
+    address: { socket_address: { address: o.front.address, port_value: o.front.port } },
+    filter_chains: [
+      {
+        filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: frontHttpConnectionManager(o) }],
+      },
+    ],
+  };
+}
+
+export function frontRouteConfiguration(o: ResourceOptions): JsonObject {
+  return {
+    name: o.front.routeConfigName,
+    virtual_hosts: [
+      {
+        name: o.cluster,
+        domains: ['*'],
+        routes: [
+          {
+            match: { prefix: '/' },
+            // timeout 0s: a WebSocket's response never completes, so the 15 s default would cut
+            // every session; stream_idle_timeout and the PING keepalive bound dead ones instead.
+            route: { cluster: o.cluster, timeout: '0s' },
+          },
+        ],
+      },
+    ],
+  };
+}
+
+// ------------------------------------------------------------------ gRPC xDS clients
+
+/** What @grpc/grpc-js-xds asks for when a channel targets xds:///<name>: an API listener. */
+export function grpcApiListener(name: string, o: ResourceOptions): JsonObject {
+  return {
+    name,
+    api_listener: {
+      api_listener: {
+        '@type': HCM_TYPE,
+        stat_prefix: 'grpc',
+        rds: { config_source: ADS_SOURCE, route_config_name: o.grpcRouteConfigName },
+        // gRPC requires the router filter, and only as the last filter.
+        http_filters: [routerFilter()],
+      },
+    },
+  };
+}
+
+export function grpcRouteConfiguration(o: ResourceOptions): JsonObject {
+  return {
+    name: o.grpcRouteConfigName,
+    virtual_hosts: [
+      {
+        name: o.cluster,
+        domains: ['*'],
+        routes: [{ match: { prefix: '/' }, route: { cluster: o.cluster } }],
+      },
+    ],
+  };
+}
+
+// ------------------------------------------------------------------ shared: CDS + EDS
+
+export function cluster(o: ResourceOptions): JsonObject {
+  return {
+    name: o.cluster,
+    type: 'EDS',
+    eds_cluster_config: { eds_config: ADS_SOURCE },
+    connect_timeout: '5s',
+    // Per request — per WebSocket stream — round robin, weighted by load_balancing_weight (Envoy).
+    lb_policy: 'ROUND_ROBIN',
+    typed_extension_protocol_options: {
+      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+        '@type': HTTP_PROTOCOL_OPTIONS_TYPE,
+        // Each WebSocket leaves as its own HTTP/1.1 Upgrade towards the backend.
+        explicit_http_config: { http_protocol_options: {} },
+      },
+    },
+    // Envoy's 1,024 defaults would stop an HTTP/1.1 upstream at 1,024 sessions.
+    circuit_breakers: {
+      thresholds: [{ priority: 'DEFAULT', max_connections: 30000, max_pending_requests: 30000, max_requests: 30000 }],
+    },
+    // Health comes from the registry (the gateway's checker) through EDS health_status; there is no
+    // Envoy active health check here, so there is exactly one opinion on whether a backend is up.
+  };
+}
+
+export const HEALTH_STATUS: Record<EndpointState, 'HEALTHY' | 'DRAINING' | 'UNHEALTHY'> = {
+  active: 'HEALTHY',
+  draining: 'DRAINING',
+  down: 'UNHEALTHY',
+};
+
+/** Endpoints whose host is not an IP address (EDS needs one; Envoy and gRPC reject names). */
+export function unroutableEndpoints(endpoints: readonly Endpoint[]): Endpoint[] {
+  return endpoints.filter((e) => net.isIP(e.host) === 0);
+}
+
+export function clusterLoadAssignment(endpoints: readonly Endpoint[], o: ResourceOptions): JsonObject {
+  const usable = [...endpoints].filter((e) => net.isIP(e.host) !== 0).sort((a, b) => a.id.localeCompare(b.id));
+  return {
+    cluster_name: o.cluster,
+    endpoints:
+      usable.length === 0
+        ? []
+        : [
+            {
+              // gRPC needs a locality with a weight; Envoy ignores locality weights unless asked to.
+              locality: { region: 'local' },
+              load_balancing_weight: 1,
+              lb_endpoints: usable.map((e) => ({
+                endpoint: {
+                  address: { socket_address: { address: e.host, port_value: e.port } },
+                  hostname: e.id,
+                },
+                health_status: HEALTH_STATUS[e.state],
+                load_balancing_weight: e.weight,
+              })),
+            },
+          ],
+  };
+}

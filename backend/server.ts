@@ -45,14 +45,20 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
   });
   const routes = new Routes({ backendId: config.id, log, metrics, feedRateHz: config.feedRateHz, bus });
   const sessions = new Set<WebSocket>();
+  /** Sessions by the CLIENT's transport: the front reports it in x-front-http-version ("2.0" / "1.1"),
+   *  since with HTTP/1.1 upstream every session reaches us as an Upgrade whatever the client spoke. */
+  const byClientTransport: Record<Transport, number> = { h1: 0, h2: 0 };
+  const clientTransport = (header: string | string[] | undefined, own: Transport): Transport =>
+    header === undefined ? own : String(header).startsWith('2') ? 'h2' : 'h1';
   const h2Sessions = new Set<http2.ServerHttp2Session>();
   const h1Sockets = new Set<net.Socket | Duplex>();
   let draining = false;
 
   const idHeader = { 'x-backend-id': config.id };
 
-  function begin(ws: WebSocket, transport: Transport, route: RouteMatch, params: URLSearchParams): void {
+  function begin(ws: WebSocket, transport: Transport, client: Transport, route: RouteMatch, params: URLSearchParams): void {
     sessions.add(ws);
+    byClientTransport[client]++;
     metrics.sessions.inc({ transport, route: route.name });
     metrics.handshakes.inc({ transport, route: route.name, result: 'ok' });
     // A WebSocket without an 'error' listener takes the process down on the first bad frame;
@@ -60,6 +66,7 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
     ws.on('error', (err) => log.debug({ err: err.message, code: (err as { code?: string }).code, transport }, 'session error'));
     ws.on('close', (code) => {
       sessions.delete(ws);
+      byClientTransport[client]--;
       metrics.sessions.dec({ transport, route: route.name });
       metrics.closes.inc({ code: String(code) });
     });
@@ -90,6 +97,7 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
             status: draining ? 'draining' : bus.status(),
             backend: config.id,
             sessions: sessions.size,
+            transports: byClientTransport,
             bus: { kind: bus.kind, status: bus.status() },
             rooms: routes.roomSizes(),
           }),
@@ -132,7 +140,9 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
     if (matched && 'error' in matched) return refuse(matched.error.status, matched.error.message);
     if (!route) return refuse(404, `no WebSocket route for ${url.pathname}`);
     if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return refuse(400, 'only "Upgrade: websocket" is served');
-    wss.handleUpgrade(req, socket, head, (ws) => begin(ws, 'h1', route, url.searchParams));
+    wss.handleUpgrade(req, socket, head, (ws) =>
+      begin(ws, 'h1', clientTransport(req.headers['x-front-http-version'], 'h1'), route, url.searchParams),
+    );
   });
 
   // ---- HTTP/2: extended CONNECT (RFC 8441) and plain requests ---------------------------------
@@ -171,7 +181,7 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
         metrics.handshakes.inc({ transport: 'h2', route: route.name, result: String(result.status) });
         return;
       }
-      begin(result.ws, 'h2', route, url.searchParams);
+      begin(result.ws, 'h2', clientTransport(headers['x-front-http-version'], 'h2'), route, url.searchParams);
       return;
     }
     const answer = plainResponse(url.pathname, String(headers[':method']));

@@ -29,6 +29,7 @@ import {
 //   POST   /hot-restart            start a new proxy generation → {generation, oldPids, newPids}
 //   GET    /hot-restart            live generations and the sessions each still holds
 //   GET    /xds                    xDS clients (Envoy, gRPC): versions sent, ACKed, NACKed per type
+//   GET    /front                  client TCP connections vs WebSocket sessions at the proxy
 //   GET    /rooms                  chat presence: room → member → backend, across backends
 //   GET    /events                 Server-Sent Events of registry changes and restarts
 //   GET    /healthz
@@ -40,7 +41,23 @@ export interface AdminDeps {
   health: HealthChecker;
   hotRestart?: HotRestartEngine;
   xds?: Pick<XdsServer, 'versions'>;
+  /** Client TCP connections vs WebSocket sessions at the front, as the proxy itself counts them. */
+  front?: () => Promise<FrontCounts>;
+  /** More routes (the web page and dashboard): return true when the request was handled. */
+  extraRoutes?: (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => Promise<boolean>;
   log?: Logger;
+}
+
+export interface FrontCounts {
+  engine: 'haproxy' | 'envoy';
+  version: string;
+  /** Client TCP connections open now (all generations). */
+  connections: number;
+  /** WebSocket sessions (HTTP/2 streams + HTTP/1.1 upgrades) open now. */
+  sessions: number;
+  /** Cumulative client connections and sessions since the front started. */
+  connectionsTotal: number;
+  sessionsTotal: number;
 }
 
 class HttpError extends GatewayError {
@@ -146,6 +163,8 @@ export async function startAdminApi(deps: AdminDeps, host: string, port: number)
     }
     if (url.pathname === '/rooms' && method === 'GET') return json(200, await roomPresence());
     if (url.pathname === '/xds' && method === 'GET' && deps.xds) return json(200, deps.xds.versions());
+    if (url.pathname === '/front' && method === 'GET' && deps.front) return json(200, await deps.front());
+    if (deps.extraRoutes && (await deps.extraRoutes(req, res, url))) return;
     if (url.pathname === '/hot-restart' && deps.hotRestart) {
       if (method === 'GET') return json(200, { engine: deps.hotRestart.engine, generations: await deps.hotRestart.generations() });
       if (method === 'POST') {

@@ -223,6 +223,24 @@ export class HaproxyFront {
     return row;
   }
 
+  /**
+   * Connections vs sessions across every live worker (old generations included): the picture of
+   * multiplexing, 1 TCP connection carrying 1,000 sessions.
+   */
+  async frontCounts(): Promise<{ connections: number; sessions: number; connectionsTotal: number; sessionsTotal: number }> {
+    const workers = await this.workers();
+    const [perWorker, fe] = await Promise.all([
+      Promise.all(workers.map(async (w) => [await this.workerConnections(w.pid), await this.workerSessions(w.pid)] as const)),
+      this.frontendStats(),
+    ]);
+    return {
+      connections: perWorker.reduce((n, [c]) => n + (c ?? 0), 0),
+      sessions: perWorker.reduce((n, [, s]) => n + (s ?? 0), 0),
+      connectionsTotal: Number(fe.conn_tot ?? 0),
+      sessionsTotal: Number(fe.req_tot ?? 0),
+    };
+  }
+
   /** Worker PIDs from the master CLI, newest first; old workers still draining are listed too. */
   async workers(): Promise<Array<{ pid: number; reloads: number }>> {
     const out = await this.master('show proc');

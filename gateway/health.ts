@@ -17,6 +17,10 @@ export interface HealthStatus {
   ok: boolean;
   /** Open sessions the backend reported, when it answered. */
   sessions?: number;
+  /** The same, split by how they arrived: HTTP/2 stream or HTTP/1.1 connection. */
+  transports?: { h1: number; h2: number };
+  /** Room bus state the backend reported ('ok' | 'degraded'). */
+  bus?: string;
   checkedAt: number;
   error?: string;
 }
@@ -63,8 +67,15 @@ export class HealthChecker {
     const checkedAt = Date.now();
     try {
       const res = await fetch(`http://${host}:${port}/healthz`, { signal: AbortSignal.timeout(this.#options.timeoutMs) });
-      const body = (await res.json().catch(() => ({}))) as { sessions?: number };
-      return { ok: res.status === 200, sessions: body.sessions, checkedAt, error: res.status === 200 ? undefined : `HTTP ${res.status}` };
+      const body = (await res.json().catch(() => ({}))) as { sessions?: number; transports?: { h1: number; h2: number }; bus?: { status?: string } };
+      return {
+        ok: res.status === 200,
+        sessions: body.sessions,
+        transports: body.transports,
+        bus: body.bus?.status,
+        checkedAt,
+        error: res.status === 200 ? undefined : `HTTP ${res.status}`,
+      };
     } catch (err) {
       return { ok: false, checkedAt, error: (err as Error).message };
     }

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../lib/config.js';
 import { logger } from '../lib/log.js';
-import { startAdminApi, type AdminServer } from './admin-api.js';
+import { startAdminApi, type AdminDeps, type AdminServer } from './admin-api.js';
 import { DrainController } from './drain.js';
 import { MissingToolError } from '../lib/errors.js';
 import { HaproxyDriver } from './haproxy-driver.js';
@@ -94,7 +94,7 @@ export async function startBackendProcess(
 
 export async function startStack(
   config: GatewayConfig,
-  options: { log?: Logger; childOutput?: 'inherit' | 'lines' } = {},
+  options: { log?: Logger; childOutput?: 'inherit' | 'lines'; extraRoutes?: AdminDeps['extraRoutes'] } = {},
 ): Promise<Stack> {
   const log = options.log ?? logger('gateway');
   const output = options.childOutput ?? 'inherit';
@@ -155,7 +155,8 @@ export async function startStack(
     const xds = await startXdsServer({ registry, host: config.host, port: config.xdsPort });
     cleanups.push(() => xds.close());
     const hotRestart = new HaproxyHotRestart(haproxy, driver);
-    const admin = await startAdminApi({ registry, drain, health, hotRestart, xds }, config.host, config.adminPort);
+    const front = async () => ({ engine: 'haproxy' as const, version: haproxy.version, ...(await haproxy.frontCounts()) });
+    const admin = await startAdminApi({ registry, drain, health, hotRestart, xds, front, extraRoutes: options.extraRoutes }, config.host, config.adminPort);
     cleanups.push(() => admin.close());
 
     return {

@@ -9,7 +9,7 @@ import { compareOffsets, isOffset, type RoomBus, type RoomEvent } from './room-b
 // arrived as an HTTP/1.1 Upgrade or an RFC 8441 stream: that is the point of the adapter.
 //
 // Chat protocol (/chat/<room>[?since=<offset>]):
-//   server → client: {"type":"welcome", room, member, backend, bus}, then (with ?since) the missed
+//   server → client: {"type":"welcome", room, member, backend, transport: "h1"|"h2" (what the client spoke), bus}, then (with ?since) the missed
 //                    messages in order, or {"type":"history-too-old", oldest} / {"type":"history-unavailable"},
 //                    then live {"type":"message", room, offset, text, from, backend} and join/leave notices.
 //   client → server: JSON text frames {"text": "..."} (at most MAX_CHAT_TEXT bytes of text).
@@ -18,7 +18,10 @@ import { compareOffsets, isOffset, type RoomBus, type RoomEvent } from './room-b
 
 export interface Session {
   ws: WebSocket;
+  /** How the session reached this backend. */
   transport: Transport;
+  /** What the client spoke to the front (x-front-http-version), or `transport` when reached directly. */
+  clientTransport: Transport;
   route: string;
   /** Query string parameters of the handshake path. */
   params: URLSearchParams;
@@ -134,7 +137,10 @@ export class Routes {
     ws.once('close', () => subscription.unsubscribe());
     await subscription.ready;
 
-    this.#send(session, JSON.stringify({ type: 'welcome', room, member, backend: backendId, bus: bus.kind, status: bus.status() }));
+    this.#send(
+      session,
+      JSON.stringify({ type: 'welcome', room, member, backend: backendId, transport: session.clientTransport, bus: bus.kind, status: bus.status() }),
+    );
     if (since) {
       const history = await bus.history(room, since);
       if (history.ok) history.events.forEach(deliver);

@@ -70,7 +70,7 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
       metrics.sessions.dec({ transport, route: route.name });
       metrics.closes.inc({ code: String(code) });
     });
-    routes.attach({ ws, transport, route: route.name, params }, route);
+    routes.attach({ ws, transport, clientTransport: client, route: route.name, params }, route);
   }
 
   /** The gateway's drain deadline: close what is left with 1001 so clients reconnect elsewhere. */

@@ -71,7 +71,7 @@ for (const make of [(u: string) => new MuxClient(u), (u: string) => new H1Client
       const room = `/chat/room-${transport}`;
       const a = await client.open(room);
       const ia = jsonInbox(a.ws);
-      expect(await ia.next('welcome')).toMatchObject({ type: 'welcome', backend: 'bt', bus: 'local' });
+      expect(await ia.next('welcome')).toMatchObject({ type: 'welcome', backend: 'bt', bus: 'local', transport });
       expect(await ia.next('join')).toMatchObject({ members: 1 }); // its own join
       const b = await client.open(room);
       const ib = jsonInbox(b.ws);

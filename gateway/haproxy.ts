@@ -47,6 +47,7 @@ export type HaproxySettings = Pick<
   | 'upstreamProtocol'
   | 'haproxyTemplate'
   | 'balance'
+  | 'frontTlsPort'
 >;
 
 /** Fill `{{name}}` placeholders; an unknown or unused placeholder is a bug in the template. */
@@ -62,7 +63,7 @@ export function renderTemplate(template: string, values: Record<string, string |
   return out;
 }
 
-export function renderHaproxyConfig(settings: HaproxySettings, servers: readonly ServerEntry[], statsSocket: string): string {
+export function renderHaproxyConfig(settings: HaproxySettings, servers: readonly ServerEntry[], statsSocket: string, tlsPem?: string): string {
   const lines = servers
     .map((s) => `    server ${s.id} ${s.host}:${s.port} ${serverOptions(settings, s.weight)}${s.state && s.state !== 'active' ? ' disabled' : ''}`)
     .join('\n');
@@ -75,6 +76,8 @@ export function renderHaproxyConfig(settings: HaproxySettings, servers: readonly
     h2MaxConcurrentStreams: settings.h2MaxConcurrentStreams,
     hardStopAfterS: settings.hardStopAfterS,
     statsSocket,
+    // TLS on its own port; ALPN lets browsers and MuxClient pick http/1.1 or h2 there.
+    tlsBind: tlsPem && settings.frontTlsPort ? `    bind ${settings.host}:${settings.frontTlsPort} ssl crt ${tlsPem} alpn h2,http/1.1` : '',
     balance: settings.balance === 'room' ? 'balance uri\n    hash-type consistent' : 'balance roundrobin',
     servers: lines,
   });
@@ -131,6 +134,8 @@ export class HaproxyFront {
   #process: Supervised | undefined;
   #stopping = false;
   version = '';
+  /** Combined cert+key for the TLS bind; set before start() to enable TLS on frontTlsPort. */
+  tlsPem: string | undefined;
 
   constructor(settings: HaproxySettings, servers: readonly ServerEntry[], log: Logger = logger('haproxy')) {
     this.settings = settings;
@@ -155,6 +160,10 @@ export class HaproxyFront {
     return `http://${this.settings.host}:${this.settings.frontPort}`;
   }
 
+  get frontTlsUrl(): string | undefined {
+    return this.tlsPem && this.settings.frontTlsPort ? `https://${this.settings.host}:${this.settings.frontTlsPort}` : undefined;
+  }
+
   /**
    * Render the config, have HAProxy check it (`haproxy -c`), and only then move it into place:
    * a broken template or server line is refused with HAProxy's own words, and the file the running
@@ -163,7 +172,7 @@ export class HaproxyFront {
   async writeCheckedConfig(): Promise<void> {
     mkdirSync(this.stateDir, { recursive: true });
     const candidate = `${this.configPath}.${process.pid}.candidate`;
-    writeFileSync(candidate, renderHaproxyConfig(this.settings, this.#servers, this.statsSocket));
+    writeFileSync(candidate, renderHaproxyConfig(this.settings, this.#servers, this.statsSocket, this.tlsPem));
     try {
       await run(this.settings.haproxyBin, ['-c', '-f', candidate]);
     } catch (err) {
@@ -181,6 +190,7 @@ export class HaproxyFront {
     this.version = await haproxyVersion(bin);
     await assertPortFree(this.settings.host, this.settings.frontPort, 'HAProxy front');
     await assertPortFree(this.settings.host, this.settings.haproxyStatsPort, 'HAProxy stats');
+    if (this.tlsPem && this.settings.frontTlsPort) await assertPortFree(this.settings.host, this.settings.frontTlsPort, 'HAProxy TLS front');
     await this.writeCheckedConfig();
     const proc = new Supervised({
       name: 'haproxy',

@@ -14,6 +14,7 @@ try {
       '',
       `ready: front ${stack.frontUrl}  (HTTP/1.1 Upgrade and h2c RFC 8441 on one port, HAProxy ${stack.haproxy.version})`,
       `       routes  ws://${config.host}:${config.frontPort}/echo  /chat/<room>  /feed`,
+      ...(stack.frontTlsUrl ? [`       tls     ${stack.frontTlsUrl}  (ALPN h2, http/1.1${stack.caFile ? `; self-signed, trust ${stack.caFile}` : ''})`] : []),
       `       admin   ${stack.adminUrl}/endpoints  (npm run endpoints -- list)`,
       `       stats   ${stack.statsUrl}  (Prometheus: ${stack.statsUrl}metrics)`,
       `       backends ${stack.backends.map((b) => `${b.id}=${b.url}`).join('  ')}`,

@@ -8,6 +8,7 @@ import { DrainController } from './drain.js';
 import { MissingToolError } from '../lib/errors.js';
 import { HaproxyDriver } from './haproxy-driver.js';
 import { startLocalRedis } from './redis.js';
+import { ensureCertificate } from './tls.js';
 import { startXdsServer, type XdsServer } from './xds/index.js';
 import { HaproxyFront } from './haproxy.js';
 import { HealthChecker } from './health.js';
@@ -32,6 +33,10 @@ export interface BackendProcess {
 export interface Stack {
   config: GatewayConfig;
   frontUrl: string;
+  /** https:// front (ALPN h2, http/1.1), when TLS is on. */
+  frontTlsUrl: string | undefined;
+  /** PEM to trust for a self-signed front certificate. */
+  caFile: string | undefined;
   statsUrl: string;
   adminUrl: string;
   haproxy: HaproxyFront;
@@ -128,6 +133,10 @@ export async function startStack(
     }
 
     const haproxy = new HaproxyFront(config, registry.list(), logger('haproxy'));
+    const certificate = config.frontTlsPort
+      ? await ensureCertificate(config.stateDir, { cert: config.tlsCert, key: config.tlsKey }, [config.host, 'localhost'])
+      : undefined;
+    haproxy.tlsPem = certificate?.pem;
     cleanups.push(() => haproxy.stop());
     cleanups.push(() => Promise.all(backends.map((b) => b.process.stop(config.drainTimeoutMs + 2_000))).then(() => undefined));
     const started = await Promise.all(
@@ -162,6 +171,8 @@ export async function startStack(
     return {
       config,
       frontUrl: haproxy.frontUrl,
+      frontTlsUrl: haproxy.frontTlsUrl,
+      caFile: certificate?.selfSigned ? certificate.cert : undefined,
       statsUrl: `http://${config.host}:${config.haproxyStatsPort}/`,
       adminUrl: admin.url,
       haproxy,

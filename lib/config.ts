@@ -32,7 +32,11 @@ export const gatewaySchema = z.object({
   host: loopbackOrAny.default('127.0.0.1'),
   /** Front plaintext port: HTTP/1.1 Upgrade and h2c prior knowledge on one port. */
   frontPort: port.default(8080),
+  /** Front TLS: ALPN h2 and http/1.1 (wss:// for browsers, h2 for MuxClient). 0 disables it. */
   frontTlsPort: port.default(8443),
+  /** PEM files for the front; unset → a self-signed pair made on first start in <stateDir>/tls. */
+  tlsCert: z.string().optional(),
+  tlsKey: z.string().optional(),
   adminPort: port.default(9000),
   xdsPort: port.default(18000),
   envoyAdminPort: port.default(9901),

@@ -12,11 +12,11 @@ import { echo } from './helpers/stack.js';
 
 describe('npm start (gateway/main.ts)', () => {
   it('prints a ready line, serves through the front, and SIGTERM stops every child', async () => {
-    const ports = { front: await freePort(), stats: await freePort(), admin: await freePort(), redis: await freePort(), xds: await freePort(), b: [await freePort(), await freePort(), await freePort()] };
+    const ports = { front: await freePort(), stats: await freePort(), admin: await freePort(), redis: await freePort(), xds: await freePort(), tls: await freePort(), b: [await freePort(), await freePort(), await freePort()] };
     const stateDir = mkdtempSync(path.join(os.tmpdir(), 'gw-main-'));
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', 'gateway/main.ts', '--front-port', String(ports.front), '--haproxy-stats-port', String(ports.stats), '--admin-port', String(ports.admin), '--redis-port', String(ports.redis), '--xds-port', String(ports.xds),
+      ['--import', 'tsx', 'gateway/main.ts', '--front-port', String(ports.front), '--haproxy-stats-port', String(ports.stats), '--admin-port', String(ports.admin), '--redis-port', String(ports.redis), '--xds-port', String(ports.xds), '--front-tls-port', String(ports.tls),
         '--backend-ports', ports.b.join(','), '--state-dir', stateDir, '--drain-timeout-ms', '1000'],
       { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'warn' } },
     );
@@ -35,7 +35,7 @@ describe('npm start (gateway/main.ts)', () => {
 
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
-      for (const port of [ports.front, ports.stats, ports.admin, ports.redis, ports.xds, ...ports.b]) expect(await canConnect('127.0.0.1', port)).toBe(false);
+      for (const port of [ports.front, ports.stats, ports.admin, ports.redis, ports.xds, ports.tls, ...ports.b]) expect(await canConnect('127.0.0.1', port)).toBe(false);
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
     }

@@ -10,7 +10,7 @@ import { HaproxyFront } from '../gateway/haproxy.js';
 import { assertPortFree } from '../gateway/supervisor.js';
 import { backendSchema, defaults, gatewaySchema } from '../lib/config.js';
 import { createSniffingServer } from '../lib/protocol-sniffer.js';
-import { echo } from './helpers/stack.js';
+import { echo, jsonInbox, startTestStack } from './helpers/stack.js';
 import { selfSignedCert } from './helpers/tls.js';
 
 describe('backend over TLS (ALPN h2 and http/1.1 on the same port as plaintext)', () => {
@@ -48,6 +48,43 @@ describe('backend over TLS (ALPN h2 and http/1.1 on the same port as plaintext)'
       await expect(client.open('/echo')).rejects.toMatchObject({ code: 'GW_ERR_CONNECTION', message: /self-signed/ });
     } finally {
       await client.close();
+    }
+  });
+});
+
+describe('TLS at the front (HAProxy, ALPN h2 and http/1.1)', () => {
+  let stack: Awaited<ReturnType<typeof startTestStack>>;
+  beforeAll(async () => {
+    stack = await startTestStack();
+  });
+  afterAll(async () => {
+    await stack?.dispose();
+  });
+
+  it('negotiates h2 for MuxClient and http/1.1 for a wss:// client, with a self-signed cert made on first start', async () => {
+    expect(stack.frontTlsUrl).toMatch(/^https:/);
+    const ca = readFileSync(stack.caFile!);
+    const mux = new MuxClient(stack.frontTlsUrl!, { ca });
+    const h1 = new H1Client(stack.frontTlsUrl!, { ca });
+    try {
+      const viaH2 = jsonInbox((await mux.open('/chat/tls')).ws);
+      const viaH1 = jsonInbox((await h1.open('/chat/tls')).ws);
+      expect((await viaH2.next('welcome')).transport).toBe('h2');
+      expect((await viaH1.next('welcome')).transport).toBe('h1');
+      expect(mux.stats().connections).toBe(1);
+    } finally {
+      await Promise.all([mux.close(), h1.close()]);
+    }
+  });
+
+  it('refuses the self-signed certificate without the CA (verification on by default)', async () => {
+    const mux = new MuxClient(stack.frontTlsUrl!);
+    const h1 = new H1Client(stack.frontTlsUrl!);
+    try {
+      await expect(mux.open('/echo')).rejects.toMatchObject({ code: 'GW_ERR_CONNECTION', message: /self-signed|certificate/ });
+      await expect(h1.open('/echo')).rejects.toMatchObject({ code: 'GW_ERR_CONNECTION', message: /self-signed|certificate/ });
+    } finally {
+      await Promise.all([mux.close(), h1.close()]);
     }
   });
 });

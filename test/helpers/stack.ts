@@ -16,6 +16,7 @@ export async function startTestStack(overrides: Partial<GatewayConfig> = {}, bac
     adminPort: await freePort(),
     redisPort: await freePort(),
     xdsPort: await freePort(),
+    frontTlsPort: await freePort(),
     backendPorts,
     stateDir,
     drainTimeoutMs: 3_000,

@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -34,8 +35,12 @@ import {
 //   GET    /events                 Server-Sent Events of registry changes and restarts
 //   GET    /healthz
 // Bad input → 400 naming the field; unknown id → 404; conflicts → 409.
+// Every route but GET /healthz needs the admin token: `Authorization: Bearer <token>`, or the
+// `gw_admin` cookie that a visit to any page with `?token=<token>` sets (for the dashboard).
 
 export interface AdminDeps {
+  /** Required on every request (see above). */
+  token: string;
   registry: EndpointRegistry;
   drain: DrainController;
   health: HealthChecker;
@@ -140,6 +145,17 @@ export async function startAdminApi(deps: AdminDeps, host: string, port: number)
     return merged;
   }
 
+  const expected = Buffer.from(deps.token);
+  const tokenMatches = (candidate: string) => {
+    const given = Buffer.from(candidate);
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  };
+  const authorized = (req: http.IncomingMessage) => {
+    const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    const cookie = /(?:^|;\s*)gw_admin=([^;]+)/.exec(req.headers.cookie ?? '')?.[1];
+    return [bearer, cookie].some((t) => t !== undefined && tokenMatches(t));
+  };
+
   const view = () => ({
     version: registry.version,
     endpoints: registry.list().map((e) => ({ ...e, address: `${e.host}:${e.port}`, health: health.status(e.id) ?? null })),
@@ -154,6 +170,21 @@ export async function startAdminApi(deps: AdminDeps, host: string, port: number)
     };
 
     if (url.pathname === '/healthz' && method === 'GET') return json(200, { status: 'ok' });
+    const offered = url.searchParams.get('token');
+    if (offered !== null && method === 'GET' && tokenMatches(offered)) {
+      // Trade the token in the URL for a cookie, and drop it from the address bar.
+      url.searchParams.delete('token');
+      res.writeHead(303, {
+        'set-cookie': `gw_admin=${deps.token}; HttpOnly; SameSite=Strict; Path=/`,
+        location: url.pathname + url.search,
+      });
+      res.end();
+      return;
+    }
+    if (!authorized(req)) {
+      res.setHeader('www-authenticate', 'Bearer realm="gateway admin"');
+      throw new HttpError(401, 'GW_ERR_UNAUTHORIZED', 'admin API needs the admin token (Authorization: Bearer <token>); see .gateway/admin-token or ADMIN_TOKEN');
+    }
     if (url.pathname === '/events' && method === 'GET') {
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
       res.write(`event: snapshot\ndata: ${JSON.stringify(view())}\n\n`);

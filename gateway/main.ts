@@ -2,6 +2,7 @@
 import { gatewaySchema, loadConfig } from '../lib/config.js';
 import { GatewayError } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
+import { adminTokenFile } from './admin-token.js';
 import { startStack } from './stack.js';
 
 const log = logger('gateway');
@@ -15,7 +16,7 @@ try {
       `ready: front ${stack.frontUrl}  (HTTP/1.1 Upgrade and h2c RFC 8441 on one port, HAProxy ${stack.haproxy.version})`,
       `       routes  ws://${config.host}:${config.frontPort}/echo  /chat/<room>  /feed`,
       ...(stack.frontTlsUrl ? [`       tls     ${stack.frontTlsUrl}  (ALPN h2, http/1.1${stack.caFile ? `; self-signed, trust ${stack.caFile}` : ''})`] : []),
-      `       admin   ${stack.adminUrl}/endpoints  (npm run endpoints -- list)`,
+      `       admin   ${stack.adminUrl}/endpoints  (npm run endpoints -- list; token in ${config.adminToken ? 'ADMIN_TOKEN' : adminTokenFile(config.stateDir)})`,
       `       stats   ${stack.statsUrl}  (Prometheus: ${stack.statsUrl}metrics)`,
       `       backends ${stack.backends.map((b) => `${b.id}=${b.url}`).join('  ')}`,
       `       try: npm run demo -- --front ${stack.frontUrl}   npm run hot-restart   stop: Ctrl-C`,

@@ -7,6 +7,7 @@ import { startAdminApi, type AdminDeps, type AdminServer } from './admin-api.js'
 import { DrainController } from './drain.js';
 import { MissingToolError } from '../lib/errors.js';
 import { HaproxyDriver } from './haproxy-driver.js';
+import { ensureAdminToken } from './admin-token.js';
 import { startLocalRedis } from './redis.js';
 import { ensureCertificate } from './tls.js';
 import { startXdsServer, type XdsServer } from './xds/index.js';
@@ -47,6 +48,8 @@ export interface Stack {
   hotRestart: HotRestartEngine;
   xds: XdsServer;
   admin: AdminServer;
+  /** The admin API with the admin token attached. */
+  adminFetch(path: string, init?: RequestInit): Promise<Response>;
   /** Backend processes this stack started (endpoints added later may run elsewhere). */
   backends: BackendProcess[];
   /** The room bus the backends share, if any. */
@@ -165,7 +168,8 @@ export async function startStack(
     cleanups.push(() => xds.close());
     const hotRestart = new HaproxyHotRestart(haproxy, driver);
     const front = async () => ({ engine: 'haproxy' as const, version: haproxy.version, ...(await haproxy.frontCounts()) });
-    const admin = await startAdminApi({ registry, drain, health, hotRestart, xds, front, extraRoutes: options.extraRoutes }, config.host, config.adminPort);
+    const token = ensureAdminToken(config.stateDir, config.adminToken);
+    const admin = await startAdminApi({ token, registry, drain, health, hotRestart, xds, front, extraRoutes: options.extraRoutes }, config.host, config.adminPort);
     cleanups.push(() => admin.close());
 
     return {
@@ -183,6 +187,8 @@ export async function startStack(
       hotRestart,
       xds,
       admin,
+      adminFetch: (p, init = {}) =>
+        fetch(`${admin.url}${p}`, { ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${token}` } }),
       backends,
       redisUrl,
       stop,

@@ -38,6 +38,8 @@ export const gatewaySchema = z.object({
   tlsCert: z.string().optional(),
   tlsKey: z.string().optional(),
   adminPort: port.default(9000),
+  /** Admin API bearer token; unset → generated on first start into <stateDir>/admin-token. */
+  adminToken: z.string().min(16, 'at least 16 characters').optional(),
   xdsPort: port.default(18000),
   envoyAdminPort: port.default(9901),
   haproxyStatsPort: port.default(8404),

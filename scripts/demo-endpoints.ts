@@ -62,7 +62,7 @@ try {
   say(`step 3  starting backend b4 on ${config.host}:${b4Port} and registering it: POST ${stack.adminUrl}/endpoints`);
   const b4 = await startBackendProcess(config, 'b4', b4Port, log, 'lines');
   const t0 = performance.now();
-  await fetch(`${stack.adminUrl}/endpoints`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: 'b4', address: `${config.host}:${b4Port}` }) });
+  await stack.adminFetch(`/endpoints`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: 'b4', address: `${config.host}:${b4Port}` }) });
   let firstOnB4: number | undefined;
   const added: SessionTally[] = [];
   while (firstOnB4 === undefined) {
@@ -76,7 +76,7 @@ try {
 
   const onB1 = load.tallies.filter((t) => t.session.backendId === 'b1');
   say(`step 4  draining b1 (${onB1.length} sessions): no new streams; open sessions continue for ${deadlineMs / 1000} s, then 1001`);
-  await fetch(`${stack.adminUrl}/endpoints/b1/drain`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ deadlineMs }) });
+  await stack.adminFetch(`/endpoints/b1/drain`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ deadlineMs }) });
   await stack.driver.settled();
   const probe = await Promise.all(Array.from({ length: 60 }, openOne));
   say(`        60 sessions opened while b1 drains: ${spread(probe.map((t) => t.session.backendId))}  (none on b1)`);

@@ -2,6 +2,7 @@
 //                      | remove <id> | weight <id> <n> | activate <id>`
 // A thin CLI over the gateway admin API (default http://127.0.0.1:9000, or --admin URL / ADMIN_PORT).
 import { parseArgs } from 'node:util';
+import { readAdminToken } from '../gateway/admin-token.js';
 import { gatewaySchema, loadConfig } from '../lib/config.js';
 
 const USAGE = `usage: npm run endpoints -- <command> [options]
@@ -24,13 +25,15 @@ if (values.help || !command) {
 }
 const { config } = loadConfig(gatewaySchema, [], process.env);
 const admin = values.admin ?? `http://${config.host}:${config.adminPort}`;
+const token = readAdminToken(config.stateDir, config.adminToken);
+const auth: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
 
 async function call(method: string, path: string, body?: unknown): Promise<any> {
   let res: Response;
   try {
     res = await fetch(`${admin}${path}`, {
       method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      headers: { ...auth, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (err) {

@@ -1,15 +1,18 @@
 // `npm run hot-restart [-- --status]`: ask the running gateway for a hot restart of the front
 // (POST /hot-restart), or show the live generations (GET /hot-restart).
 import { parseArgs } from 'node:util';
+import { readAdminToken } from '../gateway/admin-token.js';
 import { gatewaySchema, loadConfig } from '../lib/config.js';
 
 const { values } = parseArgs({ options: { admin: { type: 'string' }, status: { type: 'boolean' } } });
 const { config } = loadConfig(gatewaySchema, [], process.env);
 const admin = values.admin ?? `http://${config.host}:${config.adminPort}`;
+const token = readAdminToken(config.stateDir, config.adminToken);
+const auth: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
 
 let res: Response;
 try {
-  res = await fetch(`${admin}/hot-restart`, { method: values.status ? 'GET' : 'POST' });
+  res = await fetch(`${admin}/hot-restart`, { method: values.status ? 'GET' : 'POST', headers: auth });
 } catch (err) {
   process.stderr.write(`cannot reach the gateway admin API at ${admin} (${(err as Error).message}); is \`npm start\` running?\n`);
   process.exit(1);

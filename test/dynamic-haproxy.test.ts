@@ -21,7 +21,7 @@ describe('dynamic endpoints on a real HAProxy', () => {
   });
 
   async function post(path: string, body: unknown) {
-    const res = await fetch(`${stack.adminUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const res = await stack.adminFetch(`${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     return { status: res.status, json: (await res.json()) as Record<string, unknown> };
   }
 
@@ -101,7 +101,7 @@ describe('dynamic endpoints on a real HAProxy', () => {
   });
 
   it('removes an endpoint: DELETE drains, then it leaves HAProxy', async () => {
-    const res = await fetch(`${stack.adminUrl}/endpoints/b4`, { method: 'DELETE' });
+    const res = await stack.adminFetch(`/endpoints/b4`, { method: 'DELETE' });
     expect(res.status).toBe(202);
     await waitUntil(() => !stack.registry.has('b4'), 10_000);
     await stack.driver.settled();

@@ -66,7 +66,7 @@ describe('through HAProxy (one plain port, both protocols)', () => {
       expect(mux.stats().connections).toBe(1);
       expect(h1.stats().connections).toBe(100);
       // The proxy's own view: 101 client connections carry 300 sessions.
-      expect(await (await fetch(`${stack.adminUrl}/front`)).json()).toMatchObject({ engine: 'haproxy', connections: 101, sessions: 300 });
+      expect(await (await stack.adminFetch(`/front`)).json()).toMatchObject({ engine: 'haproxy', connections: 101, sessions: 300 });
       // Each backend knows what the client spoke, although HAProxy hands every session over as an Upgrade.
       const split = await Promise.all(stack.backends.map(async (b) => (await (await fetch(`${b.url}/healthz`)).json()).transports));
       expect(split.reduce((n, t) => n + t.h2, 0)).toBe(200);

@@ -46,7 +46,7 @@ describe('HAProxy hot restart under load', () => {
 
       for (const round of [1, 2]) {
         await sleep(1_000);
-        const result = await (await fetch(`${stack.adminUrl}/hot-restart`, { method: 'POST' })).json();
+        const result = await (await stack.adminFetch(`/hot-restart`, { method: 'POST' })).json();
         expect(result).toMatchObject({ engine: 'haproxy', generation: round + 1 });
         expect(result.newPids).toHaveLength(1);
         // New sessions, both transports, right after the restart: every one must open and echo.
@@ -76,7 +76,7 @@ describe('HAProxy hot restart under load', () => {
       for (const n of newSessionsByWorker) expect(n).toBeGreaterThanOrEqual(50);
 
       // Three generations are alive: the old ones still hold their sessions.
-      const generations = await (await fetch(`${stack.adminUrl}/hot-restart`)).json();
+      const generations = await (await stack.adminFetch(`/hot-restart`)).json();
       expect(generations.generations.map((g: { generation: number }) => g.generation).sort()).toEqual([1, 2, 3]);
       expect(generations.generations.find((g: { pid: number }) => g.pid === firstWorker).sessions).toBeGreaterThanOrEqual(1200);
 
@@ -100,7 +100,7 @@ describe('HAProxy hot restart under load', () => {
       const s = await mux.open('/echo');
       const before = await broken.haproxy.workers();
       writeFileSync(template, readFileSync(template, 'utf8').replace('{{balance}}', '{{balance}}\n    frobnicate yes'));
-      const res = await fetch(`${broken.adminUrl}/hot-restart`, { method: 'POST' });
+      const res = await broken.adminFetch(`/hot-restart`, { method: 'POST' });
       expect(res.status).toBe(409);
       const body = await res.json();
       expect(body.error.code).toBe('GW_ERR_HAPROXY_CONFIG');

@@ -19,6 +19,7 @@ let health: HealthChecker;
 let drain: DrainController;
 let admin: AdminServer;
 let stateFile: string;
+const TOKEN = 'test-admin-token-0123456789';
 
 beforeAll(async () => {
   backends = await Promise.all(['b1', 'b2'].map((id) => startBackend(defaults(backendSchema, { id, port: 0 }))));
@@ -27,7 +28,7 @@ beforeAll(async () => {
   health = new HealthChecker(registry, { intervalMs: 100, timeoutMs: 500, fall: 2, rise: 1 });
   health.start();
   drain = new DrainController(registry, health, { deadlineMs: 60_000, pollMs: 50, closeGraceMs: 2_000 });
-  admin = await startAdminApi({ registry, drain, health }, '127.0.0.1', 0);
+  admin = await startAdminApi({ token: TOKEN, registry, drain, health }, '127.0.0.1', 0);
 });
 afterAll(async () => {
   health?.stop();
@@ -39,7 +40,7 @@ afterAll(async () => {
 async function api(method: string, p: string, body?: unknown): Promise<{ status: number; json: any }> {
   const res = await fetch(`${admin.url}${p}`, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: { authorization: `Bearer ${TOKEN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   });
   return { status: res.status, json: await res.json() };
@@ -97,7 +98,7 @@ describe('admin API', () => {
   });
 
   it('streams registry changes as Server-Sent Events', async () => {
-    const res = await fetch(`${admin.url}/events`);
+    const res = await fetch(`${admin.url}/events`, { headers: { authorization: `Bearer ${TOKEN}` } });
     const reader = res.body!.getReader();
     let text = '';
     const read = async (until: RegExp) => {
@@ -144,10 +145,25 @@ describe('admin API', () => {
   });
 });
 
+describe('admin API authentication', () => {
+  it('refuses requests without the token (401) and with a wrong one', async () => {
+    expect((await fetch(`${admin.url}/endpoints`)).status).toBe(401);
+    expect((await fetch(`${admin.url}/endpoints`, { headers: { authorization: 'Bearer nope' } })).status).toBe(401);
+    expect((await fetch(`${admin.url}/healthz`)).status).toBe(200);
+  });
+  it('trades ?token= for an HttpOnly cookie that then works', async () => {
+    const res = await fetch(`${admin.url}/endpoints?token=${TOKEN}`, { redirect: 'manual' });
+    expect(res.status).toBe(303);
+    const cookie = res.headers.get('set-cookie')!;
+    expect(cookie).toMatch(/gw_admin=.*HttpOnly/);
+    expect((await fetch(`${admin.url}/endpoints`, { headers: { cookie: cookie.split(';')[0]! } })).status).toBe(200);
+  });
+});
+
 describe('npm run endpoints (CLI over the admin API)', () => {
   const cli = (...args: string[]) =>
     new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-      execFile(process.execPath, ['--import', 'tsx', 'scripts/endpoints.ts', ...args, '--admin', admin.url], (error, out, err) =>
+      execFile(process.execPath, ['--import', 'tsx', 'scripts/endpoints.ts', ...args, '--admin', admin.url], { env: { ...process.env, ADMIN_TOKEN: TOKEN } }, (error, out, err) =>
         resolve({ code: error ? (error.code as number) : 0, out, err }),
       );
     });

@@ -69,7 +69,7 @@ describe('rooms over Redis, per-stream round robin', () => {
       }
       expect(new Set(logs[0]!.map((m) => m.text)).size).toBe(1000);
       // Presence through the admin API: 150 members, on all three backends.
-      const rooms = await (await fetch(`${stack.adminUrl}/rooms`)).json();
+      const rooms = await (await stack.adminFetch(`/rooms`)).json();
       expect(Object.keys(rooms.big)).toHaveLength(150);
       expect(new Set(Object.values(rooms.big))).toEqual(new Set(['b1', 'b2', 'b3']));
     } finally {

@@ -578,16 +578,19 @@ describe('docker-compose.yml', () => {
   const compose = parseYaml(text, { merge: true }) as any;
   const services = compose.services as Record<string, any>;
 
-  it('has envoy (pinned image, envoy/ mounted, 8080 and 9901 on 127.0.0.1 only) and backend-1..3', () => {
+  it('has envoy (pinned image under the hot-restart orchestrator, envoy/ mounted, 8080 and 9901 on 127.0.0.1 only) and backend-1..3', () => {
     expect(Object.keys(services).sort()).toEqual(['backend-1', 'backend-2', 'backend-3', 'deps', 'envoy']);
     const envoy = services.envoy;
-    expect(envoy.image).toMatch(/^envoyproxy\/envoy:v\d+\.\d+(\.\d+|-latest)$/);
+    expect(envoy.build).toEqual({ context: './envoy', dockerfile: 'Dockerfile.restarter' });
+    expect(read('envoy/Dockerfile.restarter')).toMatch(/^FROM envoyproxy\/envoy:v\d+\.\d+(\.\d+|-latest) AS envoy$/m);
+    expect(envoy.entrypoint).toEqual(['node', '--import', 'tsx', 'gateway/envoy-restarter-main.ts']);
+    expect(fs.existsSync(path.join(repo, 'gateway/envoy-restarter-main.ts'))).toBe(true);
     expect(envoy.ports.sort()).toEqual([`127.0.0.1:${cfg.envoyAdminPort}:${cfg.envoyAdminPort}`, `127.0.0.1:${cfg.frontPort}:${cfg.frontPort}`].sort());
     // Mounted config paths exist, and the default config is the static one.
     const mount = (envoy.volumes as string[]).find((v) => v.startsWith('./envoy:'))!;
     const [host, inContainer] = mount.split(':');
     expect(fs.statSync(path.join(repo, host!)).isDirectory()).toBe(true);
-    const configArg = envoy.command[envoy.command.indexOf('-c') + 1] as string;
+    const configArg = envoy.command[envoy.command.indexOf('--config') + 1] as string;
     expect(configArg.startsWith(`${inContainer}/`)).toBe(true);
     const defaultFile = configArg.slice(inContainer!.length + 1).replace(/^\$\{ENVOY_CONFIG:-(.+)\}$/, '$1');
     expect(defaultFile).toBe('envoy-static.yaml');
@@ -624,7 +627,7 @@ describe('docker-compose.yml', () => {
     const ok = spawnSync('docker-compose', ['--project-directory', repo, '-f', path.join(repo, 'docker-compose.yml'), 'config', '-q'], { encoding: 'utf8' });
     expect(ok.status, ok.stderr).toBe(0);
     const bad = path.join(tmpDir('compose-'), 'docker-compose.yml');
-    fs.writeFileSync(bad, mutate(text, '    init: true\n', '    init: true\n    restart_polcy: always\n'));
+    fs.writeFileSync(bad, mutate(text, '    stop_grace_period: 40s\n', '    stop_grace_period: 40s\n    restart_polcy: always\n'));
     const rejected = spawnSync('docker-compose', ['--project-directory', repo, '-f', bad, 'config', '-q'], { encoding: 'utf8' });
     expect(rejected.status).not.toBe(0);
     expect(rejected.stderr).toMatch(/restart_polcy/);

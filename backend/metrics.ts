@@ -10,6 +10,7 @@ export class BackendMetrics {
   readonly messages: client.Counter<'direction' | 'transport'>;
   readonly bytes: client.Counter<'direction' | 'transport'>;
   readonly closes: client.Counter<'code'>;
+  readonly limitHits: client.Counter<'limit'>;
 
   constructor(backendId: string) {
     this.registry.setDefaultLabels({ backend: backendId });
@@ -25,5 +26,11 @@ export class BackendMetrics {
     this.messages = new client.Counter({ name: 'ws_messages_total', help: 'WebSocket messages', labelNames: ['direction', 'transport'], registers });
     this.bytes = new client.Counter({ name: 'ws_bytes_total', help: 'WebSocket payload bytes', labelNames: ['direction', 'transport'], registers });
     this.closes = new client.Counter({ name: 'ws_closes_total', help: 'WebSocket sessions closed, by close code', labelNames: ['code'], registers });
+    this.limitHits = new client.Counter({
+      name: 'ws_limit_hits_total',
+      help: 'Sessions refused or closed by a limit (auth, origin, per_ip, rate, slow_consumer, room_size, heartbeat)',
+      labelNames: ['limit'],
+      registers,
+    });
   }
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { RawData, WebSocket } from 'ws';
 import { CloseCode } from '../lib/errors.js';
+import type { BackendConfig } from '../lib/config.js';
 import type { BackendMetrics, Transport } from './metrics.js';
 import { compareOffsets, isOffset, type RoomBus, type RoomEvent } from './room-bus.js';
 
@@ -31,8 +32,8 @@ export interface RouteContext {
   backendId: string;
   log: Logger;
   metrics: BackendMetrics;
-  feedRateHz: number;
   bus: RoomBus;
+  limits: Pick<BackendConfig, 'feedRateHz' | 'maxMessagesPerSecond' | 'maxRoomSize' | 'slowConsumerBytes' | 'slowConsumerPolicy'>;
 }
 
 export type RouteMatch = { name: 'echo' } | { name: 'chat'; room: string } | { name: 'feed' };
@@ -84,9 +85,21 @@ export class Routes {
   }
 
   attach(session: Session, route: RouteMatch): void {
+    const { limits, metrics } = this.#ctx;
+    // Token bucket: maxMessagesPerSecond sustained, twice that in a burst.
+    const capacity = limits.maxMessagesPerSecond * 2;
+    let tokens = capacity;
+    let refilledAt = performance.now();
     session.ws.on('message', (data) => {
-      this.#ctx.metrics.messages.inc({ direction: 'in', transport: session.transport });
-      this.#ctx.metrics.bytes.inc({ direction: 'in', transport: session.transport }, rawLength(data));
+      metrics.messages.inc({ direction: 'in', transport: session.transport });
+      metrics.bytes.inc({ direction: 'in', transport: session.transport }, rawLength(data));
+      const now = performance.now();
+      tokens = Math.min(capacity, tokens + ((now - refilledAt) / 1000) * limits.maxMessagesPerSecond);
+      refilledAt = now;
+      if (--tokens < 0 && session.ws.readyState === session.ws.OPEN) {
+        metrics.limitHits.inc({ limit: 'rate' });
+        session.ws.close(CloseCode.POLICY_VIOLATION, `more than ${limits.maxMessagesPerSecond} messages/s`);
+      }
     });
     switch (route.name) {
       case 'echo':
@@ -101,9 +114,15 @@ export class Routes {
     }
   }
 
-  /** Every outgoing message goes through here so metrics count it once. */
+  /** Every outgoing message goes through here: metrics count it once, slow consumers are handled once. */
   #send(session: Session, data: string | Buffer, binary = false): void {
     if (session.ws.readyState !== session.ws.OPEN) return;
+    const { limits, metrics } = this.#ctx;
+    if (session.ws.bufferedAmount > limits.slowConsumerBytes) {
+      metrics.limitHits.inc({ limit: 'slow_consumer' });
+      if (limits.slowConsumerPolicy === 'close') session.ws.close(CloseCode.POLICY_VIOLATION, 'slow consumer');
+      return; // 'drop': this message is skipped; the session gets the next one that fits
+    }
     this.#ctx.metrics.messages.inc({ direction: 'out', transport: session.transport });
     this.#ctx.metrics.bytes.inc({ direction: 'out', transport: session.transport }, typeof data === 'string' ? Buffer.byteLength(data) : data.length);
     session.ws.send(data, { binary });
@@ -155,6 +174,13 @@ export class Routes {
     if (!local) this.#rooms.set(room, (local = new Set()));
     local.add(ws);
     const members = await bus.setPresence(room, member, backendId);
+    if ((bus.kind === 'local' ? local.size : members) > this.#ctx.limits.maxRoomSize) {
+      this.#ctx.metrics.limitHits.inc({ limit: 'room_size' });
+      local.delete(ws);
+      await bus.setPresence(room, member, null);
+      ws.close(CloseCode.POLICY_VIOLATION, `room ${room} is full (${this.#ctx.limits.maxRoomSize} members)`);
+      return;
+    }
     await bus.publish({ type: 'join', room, from: member, backend: backendId, members: bus.kind === 'local' ? local.size : members });
 
     onFrame = (data, isBinary) => {
@@ -186,15 +212,13 @@ export class Routes {
 
   #feed(session: Session): void {
     const { ws, params } = session;
-    const requested = Number(params.get('rate') ?? this.#ctx.feedRateHz);
+    const requested = Number(params.get('rate') ?? this.#ctx.limits.feedRateHz);
     if (!Number.isFinite(requested) || requested <= 0 || requested > 1000) {
       ws.close(CloseCode.POLICY_VIOLATION, 'rate must be between 0 and 1000 ticks/s');
       return;
     }
     let seq = 0;
     const timer = setInterval(() => {
-      // Slow consumer: skip ticks rather than buffer without bound.
-      if (ws.bufferedAmount > 1024 * 1024) return;
       this.#send(session, JSON.stringify({ type: 'tick', seq: seq++, t: Date.now(), backend: this.#ctx.backendId }));
     }, 1000 / requested);
     ws.on('close', () => clearInterval(timer));

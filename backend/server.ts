@@ -12,6 +12,7 @@ import { logger } from '../lib/log.js';
 import { createSniffingServer } from '../lib/protocol-sniffer.js';
 import { acceptExtendedConnect } from '../lib/ws-h2-adapter.js';
 import { BackendMetrics, type Transport } from './metrics.js';
+import { HandshakeAuth } from './handshake-auth.js';
 import { LocalBus, RedisBus, type RoomBus } from './room-bus.js';
 import { matchRoute, Routes, type RouteMatch } from './routes.js';
 
@@ -43,7 +44,7 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
       this.set({ kind: bus.kind }, bus.status() === 'ok' ? 1 : 0);
     },
   });
-  const routes = new Routes({ backendId: config.id, log, metrics, feedRateHz: config.feedRateHz, bus });
+  const routes = new Routes({ backendId: config.id, log, metrics, bus, limits: config });
   const sessions = new Set<WebSocket>();
   /** Sessions by the CLIENT's transport: the front reports it in x-front-http-version ("2.0" / "1.1"),
    *  since with HTTP/1.1 upstream every session reaches us as an Upgrade whatever the client spoke. */
@@ -56,8 +57,37 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
 
   const idHeader = { 'x-backend-id': config.id };
 
-  function begin(ws: WebSocket, transport: Transport, client: Transport, route: RouteMatch, params: URLSearchParams): void {
+  const auth = new HandshakeAuth({ jwtSecret: config.jwtSecret, allowedOrigins: config.allowedOrigins });
+  const perIp = new Map<string, number>();
+  const alive = new WeakMap<WebSocket, boolean>();
+
+  type Admission = { ok: true; route: RouteMatch; ip: string } | { ok: false; status: number; reason: string; route?: RouteMatch };
+
+  /** Everything checked before a 101/200 is sent, the same for both transports. */
+  async function admit(path: string, params: URLSearchParams, headers: http.IncomingHttpHeaders, remote: string | undefined): Promise<Admission> {
+    const matched = matchRoute(path, params);
+    if (draining) return { ok: false, status: 503, reason: 'backend is draining' };
+    if (matched && 'error' in matched) return { ok: false, status: matched.error.status, reason: matched.error.message };
+    if (!matched) return { ok: false, status: 404, reason: `no WebSocket route for ${path}` };
+    const verdict = await auth.check(headers, matched.name === 'chat' ? matched.room : undefined);
+    if (!verdict.ok) {
+      metrics.limitHits.inc({ limit: verdict.status === 401 ? 'auth' : 'forbidden' });
+      return { ok: false, status: verdict.status, reason: verdict.reason, route: matched };
+    }
+    // Behind the front every connection comes from HAProxy; the client is in X-Forwarded-For.
+    const ip = String(headers['x-forwarded-for'] ?? remote ?? 'unknown').split(',')[0]!.trim();
+    if ((perIp.get(ip) ?? 0) >= config.maxSessionsPerIp) {
+      metrics.limitHits.inc({ limit: 'per_ip' });
+      return { ok: false, status: 429, reason: `more than ${config.maxSessionsPerIp} sessions from ${ip}`, route: matched };
+    }
+    return { ok: true, route: matched, ip };
+  }
+
+  function begin(ws: WebSocket, transport: Transport, client: Transport, route: RouteMatch, params: URLSearchParams, ip: string): void {
     sessions.add(ws);
+    perIp.set(ip, (perIp.get(ip) ?? 0) + 1);
+    alive.set(ws, true);
+    ws.on('pong', () => alive.set(ws, true));
     byClientTransport[client]++;
     metrics.sessions.inc({ transport, route: route.name });
     metrics.handshakes.inc({ transport, route: route.name, result: 'ok' });
@@ -66,6 +96,9 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
     ws.on('error', (err) => log.debug({ err: err.message, code: (err as { code?: string }).code, transport }, 'session error'));
     ws.on('close', (code) => {
       sessions.delete(ws);
+      const left = (perIp.get(ip) ?? 1) - 1;
+      if (left > 0) perIp.set(ip, left);
+      else perIp.delete(ip);
       byClientTransport[client]--;
       metrics.sessions.dec({ transport, route: route.name });
       metrics.closes.inc({ code: String(code) });
@@ -118,7 +151,7 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
   });
   wss.on('headers', (headers) => headers.push(`x-backend-id: ${config.id}`));
 
-  const h1 = http.createServer(async (req, res) => {
+  const h1 = http.createServer({ headersTimeout: config.handshakeTimeoutMs, requestTimeout: config.handshakeTimeoutMs }, async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://backend');
     const answer = plainResponse(url.pathname, req.method ?? 'GET');
     res.writeHead(answer.status, { 'content-type': answer.type, ...idHeader }).end(await answer.body());
@@ -127,21 +160,18 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
     h1Sockets.add(socket);
     socket.once('close', () => h1Sockets.delete(socket));
   });
-  h1.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+  h1.on('upgrade', async (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
     const url = new URL(req.url ?? '/', 'http://backend');
-    const matched = matchRoute(url.pathname, url.searchParams);
-    const route = matched && 'name' in matched ? matched : undefined;
-    const refuse = (status: number, reason: string) => {
+    const refuse = (status: number, reason: string, route?: RouteMatch) => {
       metrics.handshakes.inc({ transport: 'h1', route: route?.name ?? 'none', result: String(status) });
       socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nx-backend-id: ${config.id}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${reason}\n`);
     };
-    if (draining) return refuse(503, 'backend is draining');
-    if (matched && 'error' in matched) return refuse(matched.error.status, matched.error.message);
-    if (!route) return refuse(404, `no WebSocket route for ${url.pathname}`);
     if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return refuse(400, 'only "Upgrade: websocket" is served');
+    const admission = await admit(url.pathname, url.searchParams, req.headers, req.socket.remoteAddress);
+    if (!admission.ok) return refuse(admission.status, admission.reason, admission.route);
     wss.handleUpgrade(req, socket, head, (ws) =>
-      begin(ws, 'h1', clientTransport(req.headers['x-front-http-version'], 'h1'), route, url.searchParams),
+      begin(ws, 'h1', clientTransport(req.headers['x-front-http-version'], 'h1'), admission.route, url.searchParams, admission.ip),
     );
   });
 
@@ -162,26 +192,26 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
     stream.on('error', (err) => log.debug({ err: err.message }, 'h2 stream error'));
     const url = new URL(String(headers[':path'] ?? '/'), 'http://backend');
     if (headers[':method'] === 'CONNECT') {
-      const matched = matchRoute(url.pathname, url.searchParams);
-      const route = matched && 'name' in matched ? matched : undefined;
-      const refuse = (status: number, reason: string) => {
+      const refuse = (status: number, reason: string, route?: RouteMatch) => {
         metrics.handshakes.inc({ transport: 'h2', route: route?.name ?? 'none', result: String(status) });
+        if (stream.destroyed) return;
         stream.respond({ ':status': status, 'content-type': 'text/plain', ...idHeader });
         stream.end(reason + '\n');
       };
-      if (draining) return refuse(503, 'backend is draining');
-      if (matched && 'error' in matched) return refuse(matched.error.status, matched.error.message);
-      if (!route) return refuse(404, `no WebSocket route for ${url.pathname}`);
-      const result = acceptExtendedConnect(stream, headers, {
-        protocols: SUBPROTOCOLS,
-        responseHeaders: idHeader,
-        maxPayload: config.maxPayloadBytes,
+      void admit(url.pathname, url.searchParams, headers, stream.session?.socket?.remoteAddress).then((admission) => {
+        if (!admission.ok) return refuse(admission.status, admission.reason, admission.route);
+        if (stream.destroyed) return;
+        const result = acceptExtendedConnect(stream, headers, {
+          protocols: SUBPROTOCOLS,
+          responseHeaders: idHeader,
+          maxPayload: config.maxPayloadBytes,
+        });
+        if (!result.ok) {
+          metrics.handshakes.inc({ transport: 'h2', route: admission.route.name, result: String(result.status) });
+          return;
+        }
+        begin(result.ws, 'h2', clientTransport(headers['x-front-http-version'], 'h2'), admission.route, url.searchParams, admission.ip);
       });
-      if (!result.ok) {
-        metrics.handshakes.inc({ transport: 'h2', route: route.name, result: String(result.status) });
-        return;
-      }
-      begin(result.ws, 'h2', clientTransport(headers['x-front-http-version'], 'h2'), route, url.searchParams);
       return;
     }
     const answer = plainResponse(url.pathname, String(headers[':method']));
@@ -198,7 +228,24 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
   // ---- One port for all of it ----------------------------------------------------------------
   const tlsOptions =
     config.tlsCert && config.tlsKey ? { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) } : undefined;
-  const listener = createSniffingServer({ h1, h2, tls: tlsOptions });
+  const listener = createSniffingServer({ h1, h2, tls: tlsOptions, firstByteTimeoutMs: config.handshakeTimeoutMs });
+
+  // Heartbeat: a session that did not answer the previous ping is gone (dead peer, half-open TCP).
+  const heartbeat =
+    config.pingIntervalMs > 0
+      ? setInterval(() => {
+          for (const ws of sessions) {
+            if (!alive.get(ws)) {
+              metrics.limitHits.inc({ limit: 'heartbeat' });
+              ws.terminate();
+              continue;
+            }
+            alive.set(ws, false);
+            ws.ping();
+          }
+        }, config.pingIntervalMs)
+      : undefined;
+  heartbeat?.unref();
   await new Promise<void>((resolve, reject) => {
     listener.once('error', reject);
     listener.listen(config.port, config.host, () => {
@@ -213,6 +260,7 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
   let closing: Promise<void> | undefined;
   async function drainAndClose(): Promise<void> {
     draining = true;
+    clearInterval(heartbeat);
     listener.close();
     for (const session of h2Sessions) session.close(); // GOAWAY: no new streams on existing connections
     log.info({ sessions: sessions.size, timeoutMs: config.drainTimeoutMs }, 'draining: closing sessions with 1001');

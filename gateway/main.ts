@@ -7,8 +7,19 @@ import { startStack } from './stack.js';
 
 const log = logger('gateway');
 
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
 try {
-  const { config } = loadConfig(gatewaySchema);
+  const { config, flags } = loadConfig(gatewaySchema, process.argv.slice(2), process.env, { insecure: { type: 'boolean' } });
+  const insecure = flags.insecure === true || process.env.INSECURE === '1';
+  if (!isLoopback(config.host) && !config.jwtSecret && !insecure) {
+    throw new GatewayError(
+      'GW_ERR_CONFIG',
+      `invalid config field "host": refusing to serve ${config.host} (not loopback) without handshake auth; set JWT_SECRET (--jwt-secret), or pass --insecure to do it anyway`,
+    );
+  }
   const stack = await startStack(config, { log });
   process.stdout.write(
     [
@@ -16,6 +27,7 @@ try {
       `ready: front ${stack.frontUrl}  (HTTP/1.1 Upgrade and h2c RFC 8441 on one port, HAProxy ${stack.haproxy.version})`,
       `       routes  ws://${config.host}:${config.frontPort}/echo  /chat/<room>  /feed`,
       ...(stack.frontTlsUrl ? [`       tls     ${stack.frontTlsUrl}  (ALPN h2, http/1.1${stack.caFile ? `; self-signed, trust ${stack.caFile}` : ''})`] : []),
+      `       auth    ${config.jwtSecret ? 'JWT (HS256) required at the handshake' : 'none (loopback demo; set JWT_SECRET to require tokens)'}${config.allowedOrigins.length ? `; origins ${config.allowedOrigins.join(', ')}` : ''}`,
       `       admin   ${stack.adminUrl}/endpoints  (npm run endpoints -- list; token in ${config.adminToken ? 'ADMIN_TOKEN' : adminTokenFile(config.stateDir)})`,
       `       stats   ${stack.statsUrl}  (Prometheus: ${stack.statsUrl}metrics)`,
       `       backends ${stack.backends.map((b) => `${b.id}=${b.url}`).join('  ')}`,

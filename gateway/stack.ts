@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import type { GatewayConfig } from '../lib/config.js';
+import { BACKEND_FIELDS, kebab, type GatewayConfig } from '../lib/config.js';
 import { logger } from '../lib/log.js';
 import { startAdminApi, type AdminDeps, type AdminServer } from './admin-api.js';
 import { DrainController } from './drain.js';
@@ -82,12 +82,12 @@ export async function startBackendProcess(
     args: [
       '--import', 'tsx', BACKEND_MAIN,
       '--id', id, '--port', String(port), '--host', config.host,
-      '--drain-timeout-ms', String(config.drainTimeoutMs),
-      '--max-payload-bytes', String(config.maxPayloadBytes),
-      '--h2-max-concurrent-streams', String(config.h2MaxConcurrentStreams),
-      '--max-session-memory-mb', String(config.maxSessionMemoryMb),
-      '--feed-rate-hz', String(config.feedRateHz),
-      '--room-history', String(config.roomHistory),
+      // Every backend setting the gateway has (limits, auth, ...) goes down as a flag.
+      ...BACKEND_FIELDS.flatMap((key) => {
+        const value = config[key];
+        if (value === undefined || (Array.isArray(value) && value.length === 0)) return [];
+        return [`--${kebab(key)}`, Array.isArray(value) ? value.join(',') : String(value)];
+      }),
       ...(redisUrl ? ['--redis-url', redisUrl] : []),
     ],
     log: childLog,

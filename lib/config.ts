@@ -16,8 +16,14 @@ const portList = z.preprocess(
 );
 const loopbackOrAny = z.string().min(1);
 
-/** Limits shared by every process that terminates WebSockets or HTTP/2. */
-const limitFields = {
+const nonNegativeInt = z.coerce.number().int().min(0);
+const stringList = z.preprocess(
+  (v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v),
+  z.array(z.string()),
+);
+
+/** Settings a backend process takes; the gateway passes its own values down to the backends it starts. */
+const backendFields = {
   /** SETTINGS_MAX_CONCURRENT_STREAMS we advertise; 10,000 sessions must fit on one connection. */
   h2MaxConcurrentStreams: positiveInt.default(20_000),
   /** Node's per-session memory cap in MB; the 10 MB default caps one session at about 12k streams. */
@@ -26,7 +32,29 @@ const limitFields = {
   maxPayloadBytes: positiveInt.default(1024 * 1024),
   /** How long a SIGTERM'd process waits for sessions to close after sending 1001. */
   drainTimeoutMs: positiveInt.default(10_000),
+  feedRateHz: positiveInt.default(10),
+  /** Messages kept per room for recovery on reconnect (Redis Stream MAXLEN ~). */
+  roomHistory: positiveInt.default(1000),
+  /** HS256 secret for handshake JWTs; unset = no authentication (refused off loopback without --insecure). */
+  jwtSecret: z.string().min(32, 'at least 32 characters').optional(),
+  /** Browser Origins allowed to open sessions (comma-separated); empty = any. */
+  allowedOrigins: stringList.default([]),
+  /** Per-session message rate (messages/s, burst of twice that); above it → close 1008. */
+  maxMessagesPerSecond: positiveInt.default(500),
+  /** Concurrent sessions per client IP (X-Forwarded-For from the front); above it → 429 at the handshake. */
+  maxSessionsPerIp: positiveInt.default(20_000),
+  /** Members per chat room; a join beyond it → close 1008. */
+  maxRoomSize: positiveInt.default(10_000),
+  /** A session whose unsent bytes pass this is a slow consumer. */
+  slowConsumerBytes: positiveInt.default(4 * 1024 * 1024),
+  /** What to do with a slow consumer: close it with 1008, or drop messages until it catches up. */
+  slowConsumerPolicy: z.enum(['close', 'drop']).default('close'),
+  /** Server pings every session this often; no pong by the next ping → the session is dropped. 0 = off. */
+  pingIntervalMs: nonNegativeInt.default(30_000),
+  /** A client must finish its handshake (request headers) within this. */
+  handshakeTimeoutMs: positiveInt.default(10_000),
 };
+export const BACKEND_FIELDS = Object.keys(backendFields) as Array<keyof typeof backendFields>;
 
 export const gatewaySchema = z.object({
   host: loopbackOrAny.default('127.0.0.1'),
@@ -54,7 +82,6 @@ export const gatewaySchema = z.object({
   roomBus: z.enum(['redis', 'none']).default('redis'),
   /** Front balancing: per-stream round robin, or sticky-by-room (consistent hash of the path). */
   balance: z.enum(['roundrobin', 'room']).default('roundrobin'),
-  roomHistory: positiveInt.default(1000),
   /** HAProxy config template; '' = haproxy/haproxy.cfg.tmpl. Re-read at every reload. */
   haproxyTemplate: z.string().default(''),
   /** HAProxy global maxconn. Each H2 stream costs one upstream socket with HTTP/1.1 servers, so
@@ -65,7 +92,6 @@ export const gatewaySchema = z.object({
   upstreamProtocol: z.enum(['h1', 'h2']).default('h1'),
   /** Old HAProxy workers are killed this long after a reload even if sessions remain. */
   hardStopAfterS: positiveInt.default(30),
-  feedRateHz: positiveInt.default(10),
   /** Active health checks of each endpoint's /healthz (the gateway's own, beside HAProxy's). */
   healthIntervalMs: positiveInt.default(2_000),
   healthTimeoutMs: positiveInt.default(1_000),
@@ -73,7 +99,7 @@ export const gatewaySchema = z.object({
   healthRise: positiveInt.default(1),
   /** A drained endpoint's sessions get this long before its backend closes them with 1001. */
   drainDeadlineMs: positiveInt.default(30_000),
-  ...limitFields,
+  ...backendFields,
 });
 export type GatewayConfig = z.infer<typeof gatewaySchema>;
 
@@ -84,16 +110,14 @@ export const backendSchema = z.object({
   /** PEM files; when both are set the port also accepts TLS (ALPN h2, http/1.1). */
   tlsCert: z.string().optional(),
   tlsKey: z.string().optional(),
-  feedRateHz: positiveInt.default(10),
   /** Room bus. Unset: rooms live in this process only. */
   redisUrl: z.string().url().optional(),
-  /** Messages kept per room for recovery on reconnect (Redis Stream MAXLEN ~). */
-  roomHistory: positiveInt.default(1000),
-  ...limitFields,
+  ...backendFields,
 });
 export type BackendConfig = z.infer<typeof backendSchema>;
 
-const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+/** `frontPort` → `front-port`: the CLI flag of a config field. */
+export const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 const screamingSnake = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase();
 
 type Source = { value: string; origin: string };

@@ -1,0 +1,164 @@
+import { execFile } from 'node:child_process';
+import net from 'node:net';
+import { SignJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBackend, type Backend } from '../backend/server.js';
+import { H1Client, MuxClient, type WsClient } from '../client/index.js';
+import { backendSchema, defaults } from '../lib/config.js';
+import { closed, jsonInbox } from './helpers/stack.js';
+
+// Auth at the handshake, origin checks and limits, on both transports, against a real backend.
+
+const SECRET = 'a-test-secret-that-is-long-enough-0123456789';
+const key = new TextEncoder().encode(SECRET);
+const token = (claims: Record<string, unknown>, expiresIn = '1h') =>
+  new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime(expiresIn).sign(key);
+
+let backend: Backend;
+let url: string;
+beforeAll(async () => {
+  backend = await startBackend(
+    defaults(backendSchema, {
+      id: 'sec',
+      port: 0,
+      jwtSecret: SECRET,
+      allowedOrigins: ['https://good.example'],
+      maxMessagesPerSecond: 20,
+      maxRoomSize: 2,
+      maxSessionsPerIp: 50,
+      slowConsumerBytes: 256 * 1024,
+      pingIntervalMs: 200,
+    }),
+  );
+  url = `http://127.0.0.1:${backend.port}`;
+});
+afterAll(async () => {
+  await backend?.close();
+});
+
+const limitHits = async (limit: string) => {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return Number(new RegExp(`ws_limit_hits_total\\{[^}]*limit="${limit}"[^}]*\\} (\\d+)`).exec(text)?.[1] ?? 0);
+};
+
+for (const make of [(u: string) => new MuxClient(u), (u: string) => new H1Client(u)] as const) {
+  const transport = make('http://x').transport;
+  describe(`JWT at the handshake over ${transport}`, () => {
+    let client: WsClient;
+    beforeAll(() => {
+      client = make(url);
+    });
+    afterAll(async () => {
+      await client.close();
+    });
+    const bearer = async (claims: Record<string, unknown>, expiresIn?: string) => ({ headers: { authorization: `Bearer ${await token(claims, expiresIn)}` } });
+
+    it('401 without a token, with a bad one, and with an expired one', async () => {
+      await expect(client.open('/echo')).rejects.toMatchObject({ status: 401 });
+      await expect(client.open('/echo', { headers: { authorization: 'Bearer not.a.jwt' } })).rejects.toMatchObject({ status: 401 });
+      const forged = await new SignJWT({ rooms: '*' }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode('x'.repeat(40)));
+      await expect(client.open('/echo', { headers: { authorization: `Bearer ${forged}` } })).rejects.toMatchObject({ status: 401 });
+      const expired = await new SignJWT({ rooms: '*' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(Math.floor(Date.now() / 1000) - 10).sign(key);
+      await expect(client.open('/echo', { headers: { authorization: `Bearer ${expired}` } })).rejects.toMatchObject({ status: 401 });
+    });
+
+    it('403 for a room the token does not grant; open for one it does', async () => {
+      await expect(client.open('/chat/secret', await bearer({ rooms: ['lobby'] }))).rejects.toMatchObject({ status: 403 });
+      const s = await client.open(`/chat/lobby-${transport}`, await bearer({ rooms: [`lobby-${transport}`] }));
+      expect((await jsonInbox(s.ws).next('welcome')).backend).toBe('sec');
+    });
+
+    it('403 for a browser Origin not on the allowlist; allowed origin and no origin pass', async () => {
+      const auth = await bearer({ rooms: '*' });
+      await expect(client.open('/echo', { headers: { ...auth.headers, origin: 'https://evil.example' } })).rejects.toMatchObject({ status: 403 });
+      await client.open('/echo', { headers: { ...auth.headers, origin: 'https://good.example' } });
+      await client.open('/echo', auth);
+    });
+
+    it('accepts the token as a bearer.<jwt> subprotocol (browsers), choosing the real subprotocol', async () => {
+      const s = await client.open('/echo', { protocols: ['chat.v1', `bearer.${await token({ rooms: '*' })}`] });
+      expect(s.protocol).toBe('chat.v1');
+    });
+
+    it('closes with 1008 above the per-session message rate', async () => {
+      const s = await client.open('/echo', await bearer({}));
+      const done = closed(s.ws);
+      for (let i = 0; i < 100; i++) s.ws.send('flood');
+      expect(await done).toMatchObject({ code: 1008 });
+    });
+
+    it('closes with 1008 a member joining a full room', async () => {
+      const auth = await bearer({ rooms: '*' });
+      const room = `/chat/small-${transport}`;
+      await client.open(room, auth);
+      await client.open(room, auth);
+      const third = await client.open(room, auth);
+      expect(await closed(third.ws)).toMatchObject({ code: 1008, reason: expect.stringMatching(/full/) });
+    });
+  });
+}
+
+describe('limits that need more than a client', () => {
+  const auth = async () => ({ headers: { authorization: `Bearer ${await token({ rooms: '*' })}` } });
+
+  it('closes a slow consumer with 1008 once its unsent bytes pass the high-water mark', async () => {
+    // Its own backend without heartbeat: a client that stops reading also stops answering pings.
+    const quiet = await startBackend(defaults(backendSchema, { id: 'slow', port: 0, slowConsumerBytes: 256 * 1024, pingIntervalMs: 0 }));
+    const client = new H1Client(`http://127.0.0.1:${quiet.port}`);
+    const hits = async () => Number(/ws_limit_hits_total\{[^}]*limit="slow_consumer"[^}]*\} (\d+)/.exec(await quiet.metrics.registry.metrics())?.[1] ?? 0);
+    try {
+      const s = await client.open('/echo');
+      s.ws.pause(); // stop reading: the echoes pile up in the backend
+      const done = closed(s.ws);
+      for (let i = 0; i < 16; i++) s.ws.send(Buffer.alloc(512 * 1024));
+      await new Promise((r) => setTimeout(r, 1_500));
+      s.ws.resume();
+      expect((await done).code).toBe(1008);
+      expect(await hits()).toBeGreaterThan(0);
+    } finally {
+      await client.close();
+      await quiet.close();
+    }
+  });
+
+  it('refuses with 429 beyond the per-IP session limit', async () => {
+    const client = new MuxClient(url);
+    try {
+      const a = await auth();
+      const opened = await Promise.allSettled(Array.from({ length: 60 }, () => client.open('/echo', a)));
+      const refused = opened.filter((o) => o.status === 'rejected');
+      expect(refused.length).toBeGreaterThan(0);
+      for (const r of refused) expect((r as PromiseRejectedResult).reason).toMatchObject({ status: 429 });
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('drops a peer that stops answering pings (heartbeat)', async () => {
+    const before = await limitHits('heartbeat');
+    const socket = net.connect(backend.port, '127.0.0.1');
+    const jwt = await token({});
+    socket.write(
+      'GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+        `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer ${jwt}\r\n\r\n`,
+    );
+    let head = '';
+    socket.on('data', (d) => (head += d.toString('latin1'))); // reads, but never answers a ping
+    const ended = new Promise<void>((r) => socket.once('close', () => r()));
+    await ended;
+    expect(head).toMatch(/^HTTP\/1\.1 101/);
+    expect(await limitHits('heartbeat')).toBeGreaterThan(before);
+  });
+});
+
+describe('the gateway refuses to serve a non-loopback address without auth', () => {
+  it('exits 1 naming the field, unless --insecure', async () => {
+    const out = await new Promise<{ code: number; stdout: string }>((resolve) =>
+      execFile(process.execPath, ['--import', 'tsx', 'gateway/main.ts', '--host', '0.0.0.0'], { env: { ...process.env, LOG_FORMAT: 'json' } }, (err, stdout) =>
+        resolve({ code: err ? Number(err.code) : 0, stdout }),
+      ),
+    );
+    expect(out.code).toBe(1);
+    expect(out.stdout).toMatch(/field \\"host\\".*JWT_SECRET.*--insecure/);
+  });
+});

@@ -1,0 +1,137 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MuxClient } from '../client/index.js';
+import { SessionKeeper, type KeptSession } from '../client/session-keeper.js';
+import { freePort } from '../gateway/supervisor.js';
+import { echo, startTestStack } from './helpers/stack.js';
+
+// Faults with counts: what was affected, what came back, what was lost.
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function waitUntil(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await sleep(20);
+  }
+}
+
+/** Echo a counter on every kept session every `ms`; count what was sent but never came back. */
+function echoLoop(kept: KeptSession[], ms: number) {
+  const state = new Map<KeptSession, { sent: number; echoed: number; lost: number }>();
+  for (const k of kept) {
+    const s = { sent: 0, echoed: 0, lost: 0 };
+    state.set(k, s);
+    k.on('message', () => s.echoed++);
+    // In flight when the session went down: lost (a crash gives no chance to deliver them).
+    k.on('down', () => {
+      s.lost += s.sent - s.echoed;
+      s.echoed = s.sent;
+    });
+  }
+  const timer = setInterval(() => {
+    for (const [k, s] of state) if (s.sent === s.echoed && k.send(String(s.sent))) s.sent++;
+  }, ms);
+  return {
+    stop: () => clearInterval(timer),
+    totals: () => [...state.values()].reduce((t, s) => ({ sent: t.sent + s.sent, lost: t.lost + s.lost }), { sent: 0, lost: 0 }),
+  };
+}
+
+describe('faults under load', () => {
+  let stack: Awaited<ReturnType<typeof startTestStack>>;
+  beforeAll(async () => {
+    stack = await startTestStack({ healthIntervalMs: 500 });
+  });
+  afterAll(async () => {
+    await stack?.dispose();
+  });
+
+  it('a backend killed with SIGKILL: its sessions close, and reconnect to other backends within 2 s', async () => {
+    const mux = new MuxClient(stack.frontUrl);
+    const keeper = new SessionKeeper(mux, { initialBackoffMs: 50, maxBackoffMs: 500 });
+    try {
+      const kept = await Promise.all(Array.from({ length: 150 }, () => keeper.keep('/echo')));
+      const load = echoLoop(kept, 20);
+      await sleep(300);
+      const affected = kept.filter((k) => k.current!.backendId === 'b2');
+      const killedAt = Date.now();
+      stack.backends.find((b) => b.id === 'b2')!.process.signal('SIGKILL');
+      await waitUntil(() => affected.every((k) => k.reopens > 0 && k.isOpen), 5_000, 'affected sessions reconnect');
+      const reconnectMs = Date.now() - killedAt;
+      await sleep(300);
+      load.stop();
+      const totals = load.totals();
+      console.info(
+        `[faults] SIGKILL b2: ${affected.length} sessions affected, ${keeper.stats().reopened} reconnected in ${reconnectMs} ms ` +
+          `(to ${[...new Set(affected.map((k) => k.current!.backendId))].join(', ')}); ${totals.sent} echoes sent, ${totals.lost} in flight at the crash lost`,
+      );
+      expect(affected.length).toBeGreaterThan(20);
+      expect(reconnectMs).toBeLessThan(2_000);
+      expect(affected.every((k) => k.current!.backendId !== 'b2')).toBe(true);
+      expect(kept.filter((k) => !affected.includes(k)).every((k) => k.reopens === 0)).toBe(true);
+      for (const k of affected.slice(0, 5)) expect(await echo(k.current!.ws, 'after')).toBe('after');
+    } finally {
+      keeper.close();
+      await mux.close();
+    }
+  });
+
+  it('the front restarted (stop + start, not a reload): every client reconnects', async () => {
+    const mux = new MuxClient(stack.frontUrl);
+    const keeper = new SessionKeeper(mux, { initialBackoffMs: 100, maxBackoffMs: 1_000, maxAttempts: 40 });
+    try {
+      const kept = await Promise.all(Array.from({ length: 100 }, () => keeper.keep('/echo')));
+      await stack.haproxy.stop();
+      await waitUntil(() => kept.every((k) => !k.isOpen), 5_000, 'sessions drop with the front');
+      await stack.haproxy.start();
+      await waitUntil(() => keeper.stats().open === 100, 15_000, 'all reconnect');
+      console.info(`[faults] front restart: 100 sessions dropped, ${keeper.stats().reopened} reconnected, ${keeper.stats().failedAttempts} attempts failed while it was down`);
+      expect(keeper.stats()).toMatchObject({ reopened: 100, gaveUp: 0 });
+    } finally {
+      keeper.close();
+      await mux.close();
+    }
+  });
+});
+
+describe('the control plane down', () => {
+  it('HAProxy and the backends keep serving with the last config when the gateway process dies', async () => {
+    const ports = { front: await freePort(), stats: await freePort(), admin: await freePort(), redis: await freePort(), xds: await freePort(), tls: await freePort(), b: [await freePort(), await freePort(), await freePort()] };
+    const stateDir = mkdtempSync(path.join(os.tmpdir(), 'gw-cp-'));
+    const gateway = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'gateway/main.ts', '--front-port', String(ports.front), '--haproxy-stats-port', String(ports.stats), '--admin-port', String(ports.admin),
+        '--redis-port', String(ports.redis), '--xds-port', String(ports.xds), '--front-tls-port', String(ports.tls), '--backend-ports', ports.b.join(','), '--state-dir', stateDir],
+      { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, LOG_LEVEL: 'warn' } },
+    );
+    let out = '';
+    gateway.stdout.on('data', (d) => (out += d));
+    const mux = new MuxClient(`http://127.0.0.1:${ports.front}`);
+    try {
+      await waitUntil(() => out.includes('ready:'), 30_000, 'gateway ready');
+      const before = await Promise.all(Array.from({ length: 30 }, () => mux.open('/echo')));
+      gateway.kill('SIGKILL');
+      await new Promise((r) => gateway.once('exit', r));
+      // The proxy and the backends are on their own now.
+      expect(await Promise.all(before.map((s, i) => echo(s.ws, `old ${i}`)))).toEqual(before.map((_, i) => `old ${i}`));
+      const after = await Promise.all(Array.from({ length: 30 }, () => mux.open('/echo')));
+      expect(await Promise.all(after.map((s, i) => echo(s.ws, `new ${i}`)))).toEqual(after.map((_, i) => `new ${i}`));
+      expect(new Set(after.map((s) => s.backendId))).toEqual(new Set(['b1', 'b2', 'b3']));
+    } finally {
+      await mux.close();
+      if (gateway.exitCode === null) gateway.kill('SIGKILL');
+      // Orphans of the killed gateway: HAProxy and redis carry the state dir in their argv, backends their port.
+      for (const pattern of [stateDir, ...ports.b.map((p) => `--port ${p} `)]) {
+        try {
+          execFileSync('pkill', ['-f', '--', pattern]);
+        } catch {
+          // nothing matched
+        }
+      }
+    }
+  });
+});

@@ -40,7 +40,7 @@ const backendFields = {
   /** Browser Origins allowed to open sessions (comma-separated); empty = any. */
   allowedOrigins: stringList.default([]),
   /** Per-session message rate (messages/s, burst of twice that); above it → close 1008. */
-  maxMessagesPerSecond: positiveInt.default(500),
+  maxMessagesPerSecond: positiveInt.default(2_000),
   /** Concurrent sessions per client IP (X-Forwarded-For from the front); above it → 429 at the handshake. */
   maxSessionsPerIp: positiveInt.default(20_000),
   /** Members per chat room; a join beyond it → close 1008. */

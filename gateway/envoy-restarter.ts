@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
 import { GatewayError, MissingToolError, TimeoutError } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
+import { EnvoyAdminError, readAdminStats } from './envoy/stats.js';
 import type { Generation, HotRestartEngine, RestartResult } from './hot-restart.js';
 import type { Exit } from './supervisor.js';
 
@@ -135,11 +136,6 @@ export class RestarterStoppedError extends GatewayError {
 }
 
 /** Envoy's admin API answered with an error status. */
-export class EnvoyAdminError extends GatewayError {
-  constructor(url: string, status: number) {
-    super('GW_ERR_ENVOY_ADMIN', `Envoy admin ${url} answered HTTP ${status}`);
-  }
-}
 
 /** argv of one epoch: pass-through args, then the hot-restart flags. */
 export function envoyEpochArgs(
@@ -171,20 +167,6 @@ export function adminReadiness(adminUrl: string, fetchTimeoutMs = 1_000): Readin
     const stats = await readAdminStats(adminUrl, '^server\\.(hot_restart_epoch|state)$', fetchTimeoutMs);
     return stats.get('server.hot_restart_epoch') === e.epoch && stats.get('server.state') === 0;
   };
-}
-
-/** Numeric stats from Envoy's admin `/stats?filter=<regex>` (text format: `name: value` per line). */
-export async function readAdminStats(adminUrl: string, filter: string, fetchTimeoutMs = 1_000): Promise<Map<string, number>> {
-  const url = new URL('/stats', adminUrl);
-  url.searchParams.set('filter', filter);
-  const res = await fetch(url, { signal: AbortSignal.timeout(fetchTimeoutMs) });
-  if (!res.ok) throw new EnvoyAdminError(url.href, res.status);
-  const stats = new Map<string, number>();
-  for (const line of (await res.text()).split('\n')) {
-    const m = /^([^\s:]+):\s*(-?\d+)\s*$/.exec(line);
-    if (m) stats.set(m[1]!, Number(m[2]));
-  }
-  return stats;
 }
 
 interface Deferred<T> {
@@ -587,3 +569,5 @@ export class EnvoyHotRestart implements HotRestartEngine {
     }));
   }
 }
+
+export { EnvoyAdminError, readAdminStats };

@@ -1,0 +1,64 @@
+import { GatewayError } from '../../lib/errors.js';
+
+// Envoy admin `/stats` (text format, one `name: value` per line) read in the terms the dashboard and
+// the bench use for either front: client TCP connections vs WebSocket sessions.
+//   http.<prefix>.downstream_cx_active            client connections open (gauge)
+//   http.<prefix>.downstream_cx_http2_active      ... of which HTTP/2
+//   http.<prefix>.downstream_rq_active            requests open: each WebSocket session is one long-lived request
+//   http.<prefix>.downstream_cx_upgrades_active   HTTP/1.1 Upgrades open (WebSockets over HTTP/1.1)
+//   http.<prefix>.downstream_cx_total / downstream_rq_total
+//   cluster.<cluster>.upstream_cx_active          connections to the backends
+
+export class EnvoyAdminError extends GatewayError {
+  constructor(url: string, detail: string | number) {
+    super('GW_ERR_ENVOY_ADMIN', `Envoy admin ${url} answered ${detail}`);
+  }
+}
+
+export function parseEnvoyStats(text: string): Map<string, number> {
+  const stats = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const m = /^([^\s:]+):\s*(-?\d+)\s*$/.exec(line);
+    if (m) stats.set(m[1]!, Number(m[2]));
+  }
+  return stats;
+}
+
+/** Numeric stats from `/stats?filter=<regex>`. */
+export async function readAdminStats(adminUrl: string, filter: string, fetchTimeoutMs = 1_000): Promise<Map<string, number>> {
+  const url = new URL('/stats', adminUrl);
+  url.searchParams.set('filter', filter);
+  const res = await fetch(url, { signal: AbortSignal.timeout(fetchTimeoutMs) });
+  if (!res.ok) throw new EnvoyAdminError(url.href, `HTTP ${res.status}`);
+  return parseEnvoyStats(await res.text());
+}
+
+export interface EnvoyFrontCounts {
+  engine: 'envoy';
+  connections: number;
+  http2Connections: number;
+  sessions: number;
+  upgrades: number;
+  connectionsTotal: number;
+  sessionsTotal: number;
+  upstreamConnections: number;
+}
+
+export function envoyFrontCounts(stats: Map<string, number>, statPrefix = 'front', cluster = 'backends'): EnvoyFrontCounts {
+  const http = (name: string) => stats.get(`http.${statPrefix}.${name}`) ?? 0;
+  return {
+    engine: 'envoy',
+    connections: http('downstream_cx_active'),
+    http2Connections: http('downstream_cx_http2_active'),
+    sessions: http('downstream_rq_active'),
+    upgrades: http('downstream_cx_upgrades_active'),
+    connectionsTotal: http('downstream_cx_total'),
+    sessionsTotal: http('downstream_rq_total'),
+    upstreamConnections: stats.get(`cluster.${cluster}.upstream_cx_active`) ?? 0,
+  };
+}
+
+export async function readEnvoyFrontCounts(adminUrl: string, statPrefix = 'front', cluster = 'backends'): Promise<EnvoyFrontCounts> {
+  const stats = await readAdminStats(adminUrl, `^(http\\.${statPrefix}\\.downstream_|cluster\\.${cluster}\\.upstream_cx_active$)`);
+  return envoyFrontCounts(stats, statPrefix, cluster);
+}

@@ -1,8 +1,9 @@
 // `npm start`: 3 backends + HAProxy front on 127.0.0.1:8080, until Ctrl-C / SIGTERM.
-import { gatewaySchema, loadConfig } from '../lib/config.js';
+import { gatewaySchema, loadConfig, type GatewayConfig } from '../lib/config.js';
 import { GatewayError } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
 import { adminTokenFile } from './admin-token.js';
+import { startEnvoyFrontStack } from './envoy-front.js';
 import { startStack } from './stack.js';
 
 const log = logger('gateway');
@@ -12,7 +13,10 @@ function isLoopback(host: string): boolean {
 }
 
 try {
-  const { config, flags } = loadConfig(gatewaySchema, process.argv.slice(2), process.env, { insecure: { type: 'boolean' } });
+  // --front haproxy|envoy: which proxy runs in front (HAProxy with the full control plane, or a local envoy binary).
+  const { config, flags } = loadConfig(gatewaySchema, process.argv.slice(2), process.env, { insecure: { type: 'boolean' }, front: { type: 'string' } });
+  const front = flags.front ?? 'haproxy';
+  if (front !== 'haproxy' && front !== 'envoy') throw new GatewayError('GW_ERR_CONFIG', `invalid config field "front": must be haproxy or envoy, got ${JSON.stringify(front)}`);
   const insecure = flags.insecure === true || process.env.INSECURE === '1';
   if (!isLoopback(config.host) && !config.jwtSecret && !insecure) {
     throw new GatewayError(
@@ -20,6 +24,26 @@ try {
       `invalid config field "host": refusing to serve ${config.host} (not loopback) without handshake auth; set JWT_SECRET (--jwt-secret), or pass --insecure to do it anyway`,
     );
   }
+  if (front === 'envoy') {
+    const envoy = await startEnvoyFrontStack(config, log);
+    process.stdout.write(
+      `\nready: front ${envoy.frontUrl}  (Envoy, envoy/envoy-static.yaml; HTTP/1.1 Upgrade and h2c RFC 8441 on one port)\n` +
+        `       envoy admin ${envoy.adminUrl}   backends ${envoy.backends.map((b) => `${b.id}=${b.url}`).join('  ')}\n` +
+        `       SIGHUP: hot restart (new Envoy epoch)   stop: Ctrl-C\n\n`,
+    );
+    const stopEnvoy = () => void envoy.stop().then(() => process.exit(0));
+    process.once('SIGINT', stopEnvoy);
+    process.once('SIGTERM', stopEnvoy);
+    process.on('SIGHUP', () => void envoy.restarter.restart().catch((err: Error) => log.error({ err: err.message }, 'hot restart refused')));
+  } else {
+    await runHaproxyStack(config);
+  }
+} catch (err) {
+  log.fatal({ code: (err as GatewayError).code }, err instanceof GatewayError ? err.message : String((err as Error)?.stack ?? err));
+  process.exitCode = 1;
+}
+
+async function runHaproxyStack(config: GatewayConfig): Promise<void> {
   const stack = await startStack(config, { log });
   process.stdout.write(
     [
@@ -52,7 +76,4 @@ try {
     );
   });
   process.on('SIGTERM', () => stop('SIGTERM'));
-} catch (err) {
-  log.fatal({ code: (err as GatewayError).code }, err instanceof GatewayError ? err.message : String((err as Error)?.stack ?? err));
-  process.exitCode = 1;
 }

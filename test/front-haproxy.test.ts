@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { H1Client, MuxClient } from '../client/index.js';
-import { peerSkipReason, runPeer } from './helpers/python-peer.js';
 import { countBy, echo, startTestStack } from './helpers/stack.js';
 
 // The core data path through a real HAProxy: many RFC 8441 streams on one client TCP connection,
@@ -15,44 +14,9 @@ describe('through HAProxy (one plain port, both protocols)', () => {
     await stack?.dispose();
   });
 
-  it('carries 1,000 WebSocket streams on one client TCP connection, balanced per stream', async () => {
-    const before = Number((await stack.haproxy.frontendStats()).conn_tot);
-    const client = new MuxClient(stack.frontUrl);
-    try {
-      const sessions = await Promise.all(Array.from({ length: 1000 }, () => client.open('/echo')));
-      const replies = await Promise.all(sessions.map((s, i) => echo(s.ws, `hello ${i}`)));
-      expect(replies).toEqual(sessions.map((_, i) => `hello ${i}`));
-
-      // One socket on our side...
-      expect(client.stats()).toMatchObject({ connections: 1, connectionsOpened: 1, openStreams: 1000 });
-      // ...and one accepted connection on HAProxy's side (health checks do not touch the frontend).
-      const fe = await stack.haproxy.frontendStats();
-      expect(Number(fe.conn_tot) - before).toBe(1);
-      expect(Number(fe.req_tot)).toBeGreaterThanOrEqual(1000);
-
-      // Round robin picks a backend per stream, not per connection.
-      const spread = countBy(sessions, (s) => s.backendId ?? 'none');
-      expect(Object.keys(spread).sort()).toEqual(['b1', 'b2', 'b3']);
-      for (const n of Object.values(spread)) expect(n).toBeGreaterThanOrEqual(150);
-    } finally {
-      await client.close();
-    }
-  });
-
-  it('serves HTTP/1.1 Upgrade on the same port', async () => {
-    const client = new H1Client(stack.frontUrl);
-    try {
-      const sessions = await Promise.all(Array.from({ length: 60 }, () => client.open('/echo')));
-      expect(await Promise.all(sessions.map((s, i) => echo(s.ws, `h1 ${i}`)))).toEqual(sessions.map((_, i) => `h1 ${i}`));
-      expect(client.stats().connectionsOpened).toBe(60);
-      expect(new Set(sessions.map((s) => s.transport))).toEqual(new Set(['h1']));
-      expect(Object.keys(countBy(sessions, (s) => s.backendId ?? 'none')).sort()).toEqual(['b1', 'b2', 'b3']);
-    } finally {
-      await client.close();
-    }
-  });
-
-  it('serves both protocols at once, and a chat room joins members from both', async () => {
+  // The core data path (1,000 streams on one connection, H1 on the same port, the Python peer) is in
+  // core-any-front.test.ts, which runs it against every front; these are HAProxy specifics.
+  it('tells each backend what the client spoke, although it hands every session over as an Upgrade', async () => {
     const mux = new MuxClient(stack.frontUrl);
     const h1 = new H1Client(stack.frontUrl);
     try {
@@ -60,14 +24,8 @@ describe('through HAProxy (one plain port, both protocols)', () => {
         Promise.all(Array.from({ length: 200 }, () => mux.open('/echo'))),
         Promise.all(Array.from({ length: 100 }, () => h1.open('/echo'))),
       ]);
-      const all = [...h2s, ...h1s];
-      const replies = await Promise.all(all.map((s, i) => echo(s.ws, `both ${i}`)));
-      expect(replies).toEqual(all.map((_, i) => `both ${i}`));
-      expect(mux.stats().connections).toBe(1);
-      expect(h1.stats().connections).toBe(100);
-      // The proxy's own view: 101 client connections carry 300 sessions.
+      expect(h2s.length + h1s.length).toBe(300);
       expect(await (await stack.adminFetch(`/front`)).json()).toMatchObject({ engine: 'haproxy', connections: 101, sessions: 300 });
-      // Each backend knows what the client spoke, although HAProxy hands every session over as an Upgrade.
       const split = await Promise.all(stack.backends.map(async (b) => (await (await fetch(`${b.url}/healthz`)).json()).transports));
       expect(split.reduce((n, t) => n + t.h2, 0)).toBe(200);
       expect(split.reduce((n, t) => n + t.h1, 0)).toBe(100);
@@ -169,24 +127,5 @@ describe('HTTP/2 from HAProxy to the backends (proto h2)', () => {
     } finally {
       await client.close();
     }
-  });
-});
-
-describe('a client we did not write, through the front', () => {
-  let stack: Awaited<ReturnType<typeof startTestStack>>;
-  beforeAll(async () => {
-    stack = await startTestStack();
-  });
-  afterAll(async () => {
-    await stack?.dispose();
-  });
-
-  it.skipIf(peerSkipReason !== undefined)('python3-h2 + wsproto: 300 RFC 8441 streams on one connection via HAProxy', async () => {
-    const port = new URL(stack.frontUrl).port;
-    const { exitCode, stderr, report } = await runPeer(['--host', '127.0.0.1', '--port', port, '--path', '/echo', '--streams', '300', '--messages', '2', '--protocol', 'chat.v1', '--timeout', '30']);
-    expect(report.errors).toEqual([]);
-    expect(exitCode, stderr).toBe(0);
-    expect(report).toMatchObject({ streams_opened: 300, echoes_ok: 600, protocol: 'chat.v1', close_codes: { '1000': 300 }, tcp_connections: 1 });
-    expect(Object.keys(report.backends).sort()).toEqual(['b1', 'b2', 'b3']);
   });
 });

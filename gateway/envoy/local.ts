@@ -1,0 +1,42 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse, stringify } from 'yaml';
+import { MissingToolError } from '../../lib/errors.js';
+import { findEnvoyBinary } from './validate.js';
+
+// A local Envoy front from envoy/envoy-static.yaml, for users with an `envoy` binary (and for the
+// any-front tests wherever one exists): the same file, with the front, admin and backend ports of
+// this run patched in, validated against the protos like every other Envoy config.
+
+const STATIC = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'envoy', 'envoy-static.yaml');
+export const ENVOY_INSTALL_HINT = 'no `envoy` binary on PATH: run the Envoy stack with `docker compose up` (see docs/envoy.md), or install Envoy (https://www.envoyproxy.io/docs/envoy/latest/start/install)';
+
+export function requireEnvoy(): string {
+  const bin = findEnvoyBinary();
+  if (!bin) throw new MissingToolError('envoy', ENVOY_INSTALL_HINT);
+  return bin;
+}
+
+export interface LocalEnvoyPorts {
+  host: string;
+  frontPort: number;
+  adminPort: number;
+  backends: ReadonlyArray<{ host: string; port: number }>;
+}
+
+/** envoy-static.yaml with this run's ports; returns the path of the rendered file. */
+export function renderStaticEnvoyConfig(ports: LocalEnvoyPorts, dir: string): string {
+  const doc = parse(readFileSync(STATIC, 'utf8')) as any;
+  doc.admin.address.socket_address = { address: ports.host, port_value: ports.adminPort };
+  const listener = doc.static_resources.listeners.find((l: any) => l.name === 'front');
+  listener.address.socket_address = { address: ports.host, port_value: ports.frontPort };
+  const cluster = doc.static_resources.clusters.find((c: any) => c.name === 'backends');
+  cluster.load_assignment.endpoints = [
+    { lb_endpoints: ports.backends.map((b) => ({ endpoint: { address: { socket_address: { address: b.host, port_value: b.port } } } })) },
+  ];
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, 'envoy-local.yaml');
+  writeFileSync(file, `# Rendered from envoy/envoy-static.yaml with this run's ports.\n${stringify(doc)}`);
+  return file;
+}

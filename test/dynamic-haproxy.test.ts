@@ -4,7 +4,7 @@ import { SequencedEcho } from '../client/sequenced-echo.js';
 import { startBackendProcess, type BackendProcess } from '../gateway/stack.js';
 import { freePort } from '../gateway/supervisor.js';
 import { logger } from '../lib/log.js';
-import { countBy, startTestStack } from './helpers/stack.js';
+import { countBy, startTestStack, waitUntil } from './helpers/stack.js';
 
 // Endpoints joining and leaving a live HAProxy through the registry, under load.
 
@@ -109,10 +109,3 @@ describe('dynamic endpoints on a real HAProxy', () => {
   });
 });
 
-async function waitUntil(cond: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}

@@ -6,18 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MuxClient } from '../client/index.js';
 import { SessionKeeper, type KeptSession } from '../client/session-keeper.js';
 import { freePort } from '../gateway/supervisor.js';
-import { echo, startTestStack } from './helpers/stack.js';
+import { echo, sleep, startTestStack, waitUntil } from './helpers/stack.js';
 
 // Faults with counts: what was affected, what came back, what was lost.
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function waitUntil(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await sleep(20);
-  }
-}
 
 /** Echo a counter on every kept session every `ms`; count what was sent but never came back. */
 function echoLoop(kept: KeptSession[], ms: number) {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { H1Client, MuxClient } from '../client/index.js';
-import { countBy, echo, startTestStack } from './helpers/stack.js';
+import { countBy, echo, startTestStack, waitUntil } from './helpers/stack.js';
 
 // The core data path through a real HAProxy: many RFC 8441 streams on one client TCP connection,
 // and classic HTTP/1.1 Upgrade, on ONE plain front port.
@@ -97,13 +97,6 @@ describe('MuxClient against HAProxy limits and reloads', () => {
   });
 });
 
-async function waitUntil(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('HTTP/2 from HAProxy to the backends (proto h2)', () => {
   let stack: Awaited<ReturnType<typeof startTestStack>>;

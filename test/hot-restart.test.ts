@@ -6,19 +6,11 @@ import { H1Client, MuxClient } from '../client/index.js';
 import { SequencedEcho } from '../client/sequenced-echo.js';
 import { SessionKeeper } from '../client/session-keeper.js';
 import { DEFAULT_TEMPLATE } from '../gateway/haproxy.js';
-import { echo, startTestStack } from './helpers/stack.js';
+import { echo, sleep, startTestStack, waitUntil } from './helpers/stack.js';
 
 // Hot restart of a real HAProxy under load: measured, not asserted from the docs.
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function waitUntil(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await sleep(50);
-  }
-}
 
 describe('HAProxy hot restart under load', () => {
   let stack: Awaited<ReturnType<typeof startTestStack>>;

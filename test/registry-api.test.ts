@@ -9,6 +9,7 @@ import { DrainController } from '../gateway/drain.js';
 import { HealthChecker } from '../gateway/health.js';
 import { EndpointRegistry, type RegistryEvent } from '../gateway/registry.js';
 import { backendSchema, defaults } from '../lib/config.js';
+import { waitUntil } from './helpers/stack.js';
 
 // The registry and the admin API over it, with real backends for health and drain; no proxy here
 // (test/dynamic-haproxy.test.ts drives a real HAProxy from the same registry).
@@ -113,12 +114,12 @@ describe('admin API', () => {
   it('marks an unreachable endpoint down and brings it back when it answers', async () => {
     const b = await startBackend(defaults(backendSchema, { id: 'hb', port: 0 }));
     registry.add({ id: 'hb', host: '127.0.0.1', port: b.port });
-    await waitFor(() => health.status('hb')?.ok === true);
+    await waitUntil(() => health.status('hb')?.ok === true);
     const port = b.port;
     await b.close();
-    await waitFor(() => registry.get('hb').state === 'down');
+    await waitUntil(() => registry.get('hb').state === 'down');
     const again = await startBackend(defaults(backendSchema, { id: 'hb', port }));
-    await waitFor(() => registry.get('hb').state === 'active');
+    await waitUntil(() => registry.get('hb').state === 'active');
     await again.close();
     registry.remove('hb');
   });
@@ -128,7 +129,7 @@ describe('admin API', () => {
     registry.on('change', (e: RegistryEvent) => events.push(e));
     registry.add({ id: 'gone', host: '127.0.0.1', port: 5 }); // nothing listens: no sessions to wait for
     expect(await api('DELETE', '/endpoints/gone')).toMatchObject({ status: 202, json: { state: 'draining', removeAfterDrain: true } });
-    await waitFor(() => !registry.has('gone'));
+    await waitUntil(() => !registry.has('gone'));
     expect(events.filter((e) => e.endpoint.id === 'gone').map((e) => (e.type === 'updated' ? e.endpoint.state : e.type))).toEqual([
       'added',
       'draining',
@@ -185,10 +186,3 @@ describe('npm run endpoints (CLI over the admin API)', () => {
   });
 });
 
-async function waitFor(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}

@@ -2,18 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MuxClient } from '../client/index.js';
 import { SessionKeeper, type KeptSession } from '../client/session-keeper.js';
 import type { WsSession } from '../client/types.js';
-import { countBy, jsonInbox, startTestStack } from './helpers/stack.js';
+import { countBy, jsonInbox, sleep, startTestStack, waitUntil } from './helpers/stack.js';
 
 // Chat rooms across backends: Redis pub/sub + streams, recovery on reconnect, and sticky-by-room.
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function waitUntil(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await sleep(25);
-  }
-}
 
 /** Texts of room messages in arrival order, with offsets, per session. */
 function record(ws: WsSession['ws']): Array<{ text: string; offset: string }> {

@@ -83,3 +83,14 @@ export function jsonInbox(ws: WebSocket): { next(type: string, timeoutMs?: numbe
     },
   };
 }
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Poll `cond` until it holds; throws naming `what` after `timeoutMs` (a bound on waiting, not a timing assertion). */
+export async function waitUntil(cond: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await sleep(20);
+  }
+}

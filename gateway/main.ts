@@ -5,6 +5,7 @@ import { logger } from '../lib/log.js';
 import { adminTokenFile } from './admin-token.js';
 import { startEnvoyFrontStack } from './envoy-front.js';
 import { startStack } from './stack.js';
+import { createWebRoutes, webOptionsFromConfig } from './web.js';
 
 const log = logger('gateway');
 
@@ -44,7 +45,9 @@ try {
 }
 
 async function runHaproxyStack(config: GatewayConfig): Promise<void> {
-  const stack = await startStack(config, { log });
+  // The chat page, live dashboard and explainers, served by the admin server.
+  const web = createWebRoutes(webOptionsFromConfig(config));
+  const stack = await startStack(config, { log, extraRoutes: web });
   process.stdout.write(
     [
       '',
@@ -53,6 +56,7 @@ async function runHaproxyStack(config: GatewayConfig): Promise<void> {
       ...(stack.frontTlsUrl ? [`       tls     ${stack.frontTlsUrl}  (ALPN h2, http/1.1${stack.caFile ? `; self-signed, trust ${stack.caFile}` : ''})`] : []),
       `       auth    ${config.jwtSecret ? 'JWT (HS256) required at the handshake' : 'none (loopback demo; set JWT_SECRET to require tokens)'}${config.allowedOrigins.length ? `; origins ${config.allowedOrigins.join(', ')}` : ''}`,
       `       admin   ${stack.adminUrl}/endpoints  (npm run endpoints -- list; token in ${config.adminToken ? 'ADMIN_TOKEN' : adminTokenFile(config.stateDir)})`,
+      `       web     ${stack.adminUrl}/  (chat)  ${stack.adminUrl}/dashboard  ${stack.adminUrl}/explain   (first visit: ${stack.adminUrl}/dashboard?token=<admin token>)`,
       `       stats   ${stack.statsUrl}  (Prometheus: ${stack.statsUrl}metrics)`,
       `       backends ${stack.backends.map((b) => `${b.id}=${b.url}`).join('  ')}`,
       `       try: npm run demo -- --front ${stack.frontUrl}   npm run hot-restart   stop: Ctrl-C`,
@@ -64,7 +68,10 @@ async function runHaproxyStack(config: GatewayConfig): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'stopping: draining backends, then HAProxy');
-    void stack.stop().then(() => process.exit(0));
+    void web
+      .close()
+      .then(() => stack.stop())
+      .then(() => process.exit(0));
   };
   process.on('SIGINT', () => stop('SIGINT'));
   // SIGHUP = hot restart of the front, as with Envoy's restarter and HAProxy's master.

@@ -3,11 +3,17 @@ import os from 'node:os';
 import path from 'node:path';
 import type { WebSocket } from 'ws';
 import { defaults, gatewaySchema, type GatewayConfig } from '../../lib/config.js';
+import type { AdminDeps } from '../../gateway/admin-api.js';
 import { startStack, type Stack } from '../../gateway/stack.js';
 import { freePort } from '../../gateway/supervisor.js';
 
 /** A real stack (backend processes + HAProxy) on ephemeral loopback ports, in its own state dir. */
-export async function startTestStack(overrides: Partial<GatewayConfig> = {}, backendCount = 3): Promise<Stack & { dispose(): Promise<void> }> {
+export async function startTestStack(
+  overrides: Partial<GatewayConfig> = {},
+  backendCount = 3,
+  /** More admin routes (the web page/dashboard), built from the final config. */
+  extraRoutes?: (config: GatewayConfig) => NonNullable<AdminDeps['extraRoutes']>,
+): Promise<Stack & { dispose(): Promise<void> }> {
   const stateDir = mkdtempSync(path.join(os.tmpdir(), 'gw-test-'));
   const backendPorts = await Promise.all(Array.from({ length: backendCount }, () => freePort()));
   const config = defaults(gatewaySchema, {
@@ -23,7 +29,7 @@ export async function startTestStack(overrides: Partial<GatewayConfig> = {}, bac
     hardStopAfterS: 10,
     ...overrides,
   });
-  const stack = await startStack(config, { childOutput: 'lines' });
+  const stack = await startStack(config, { childOutput: 'lines', extraRoutes: extraRoutes?.(config) });
   return {
     ...stack,
     async dispose() {

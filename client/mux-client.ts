@@ -135,7 +135,17 @@ export class MuxClient extends EventEmitter implements WsClient {
       [...this.#connections].map(
         (c) =>
           new Promise<void>((resolve) => {
-            c.session.once('close', resolve);
+            // destroy() waits for its GOAWAY to be written; against a peer that stopped reading it
+            // never is, so the socket itself goes after a grace period.
+            const socket = c.session.socket as unknown as { destroy(): void } | undefined;
+            const force = setTimeout(() => {
+              socket?.destroy();
+              resolve();
+            }, 1_000);
+            c.session.once('close', () => {
+              clearTimeout(force);
+              resolve();
+            });
             c.session.destroy();
           }),
       ),

@@ -1,0 +1,309 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { gatewaySchema, loadConfig } from '../lib/config.js';
+import { GatewayError } from '../lib/errors.js';
+import { logger } from '../lib/log.js';
+import { computeRatios, computeTargets } from './analysis.js';
+import { compareText, loadResult } from './compare.js';
+import { BenchEnv, packageVersion, probePeerSettings } from './environment.js';
+import { BenchOptionError } from './errors.js';
+import { openFilesLimit } from './procfs.js';
+import { FULL, QUICK, type Profile } from './profiles.js';
+import { Progress } from './progress.js';
+import { charts, conditionsLines, html, markdown, renderText, tables, targetsTable } from './report.js';
+import { cellLabel, PATHS, RESULT_SCHEMA, ROUTES, SCENARIOS, type AnyRun, type BenchResult, type RouteName, type ScenarioName } from './result.js';
+import { Runner } from './runner.js';
+import { allScenarios, type Item } from './scenarios.js';
+
+const USAGE = `npm run bench -- [options]            HTTP/2 multiplexed vs HTTP/1.1 Upgrade, via the front and direct
+  --quick                 CI smoke profile: every scenario but scale, small counts, under 60 s
+  --scenarios a,b         subset of ${SCENARIOS.join(',')}
+  --routes a,b            subset of front,front-h2up,direct (full default: all three; quick: front,direct)
+  --reps N                alternated repetitions per group (full 2, quick 1); one A/A run is always added
+  --front URL             also bench an external front (e.g. Envoy) as route "ext"
+  --name NAME             result name (default: <profile>-<timestamp>)
+  --out FILE              JSON result (default bench/results/<name>.json)
+  --html FILE             HTML report (default: the JSON path with .html)
+  --charts DIR            also write each chart as an SVG file into DIR
+  --markdown FILE         also write a Markdown results section (tables + chart links) to FILE
+  --compare A.json B.json print B/A ratios of two result files and exit
+  --report FILE.json      re-render a result's HTML (and --charts/--markdown) from its JSON, and print its summary
+  any gateway config flag, e.g. --upstream-protocol h2 (the "front" route), --haproxy-maxconn 9000`;
+
+const log = logger('bench');
+
+function list<T extends string>(value: unknown, allowed: readonly T[], what: string): T[] | undefined {
+  if (typeof value !== 'string') return undefined;
+  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const i of items) if (!allowed.includes(i as T)) throw new BenchOptionError(`unknown ${what} "${i}" (one of ${allowed.join(', ')})`);
+  return items as T[];
+}
+
+function itemText(scenario: ScenarioName, item: Item<unknown>): string {
+  const p = item.params as Record<string, unknown>;
+  const what =
+    scenario === 'storm' ? `${p.n} sessions` :
+    scenario === 'latency' ? `${p.size} B` :
+    scenario === 'throughput' ? `${p.size} B ${p.mode}` :
+    scenario === 'fanout' ? `${p.members} members` :
+    scenario === 'idle' ? 'idle' : 'scale';
+  return `${scenario} ${what} · ${cellLabel(item.cell.path, item.cell.route)}${item.aa ? ' (A/A)' : ''}`;
+}
+
+function outcome(run: AnyRun): string {
+  if (run.skipped) return `skipped: ${run.skipped}`;
+  if (!run.ok) return `FAILED: ${run.error ?? 'unknown'}`;
+  switch (run.scenario) {
+    case 'storm':
+      return `${run.opened} open in ${run.openMs.toFixed(0)} ms`;
+    case 'latency':
+      return `p99 ${run.latency.p99Ms.toFixed(2)} ms`;
+    case 'throughput':
+      return `${Math.round(run.msgsPerS).toLocaleString('en-US')} echoes/s`;
+    case 'fanout':
+      return `p99 ${run.delivery.p99Ms.toFixed(2)} ms`;
+    case 'idle':
+      return `client ${Math.round(run.perSession.client.heapBytes ?? 0)} B/session`;
+    case 'scale':
+      return `reached ${run.reached.toLocaleString('en-US')}`;
+  }
+}
+
+function write(file: string, text: string): void {
+  mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  writeFileSync(file, text);
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const compareAt = argv.indexOf('--compare');
+  if (compareAt >= 0) {
+    const [a, b] = [argv[compareAt + 1], argv[compareAt + 2]];
+    if (!a || !b) throw new BenchOptionError('--compare needs two result files: --compare A.json B.json');
+    process.stdout.write(compareText(loadResult(a), loadResult(b), a, b) + '\n');
+    return 0;
+  }
+  const reportAt = argv.indexOf('--report');
+  if (reportAt >= 0) return rerender(argv, reportAt);
+  const { config, flags } = loadConfig(gatewaySchema, argv, process.env, {
+    quick: { type: 'boolean' },
+    scenarios: { type: 'string' },
+    routes: { type: 'string' },
+    reps: { type: 'string' },
+    front: { type: 'string' },
+    name: { type: 'string' },
+    out: { type: 'string' },
+    html: { type: 'string' },
+    charts: { type: 'string' },
+    markdown: { type: 'string' },
+    help: { type: 'boolean' },
+  });
+  if (flags.help) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+
+  const base = flags.quick ? QUICK : FULL;
+  const profile: Profile = structuredClone(base);
+  profile.scenarios = list(flags.scenarios, SCENARIOS, 'scenario') ?? profile.scenarios;
+  profile.routes = list(flags.routes, ROUTES, 'route') ?? profile.routes;
+  if (typeof flags.front === 'string' && !profile.routes.includes('ext')) profile.routes.push('ext');
+  if (flags.reps !== undefined) {
+    const reps = Number(flags.reps);
+    if (!Number.isInteger(reps) || reps < 1 || reps > 10) throw new BenchOptionError('--reps must be 1..10');
+    profile.reps = reps;
+  }
+  // The scale scenario needs the route it measures.
+  for (const s of profile.scale.routes) if (profile.scenarios.includes('scale') && !profile.routes.includes(s.route)) profile.routes.push(s.route);
+
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
+  const name = typeof flags.name === 'string' ? flags.name : `${profile.name}-${stamp}`;
+  const out = typeof flags.out === 'string' ? flags.out : path.join('bench', 'results', `${name}.json`);
+  const htmlFile = typeof flags.html === 'string' ? flags.html : out.replace(/\.json$/i, '') + '.html';
+
+  const startedAt = new Date();
+  const loadAvgStart = os.loadavg();
+  process.stderr.write(`bench: starting the stack (3 backends + HAProxy${profile.routes.includes('front-h2up') ? ' ×2' : ''}) on private loopback ports…\n`);
+  const env = await BenchEnv.start({
+    routes: profile.routes,
+    config,
+    h2upStreams: profile.h2upStreams,
+    extUrl: typeof flags.front === 'string' ? flags.front : undefined,
+    onStackOutput: (line) => process.stderr.write(`${line}\n`),
+  });
+
+  const scenarios = allScenarios();
+  const plans = profile.scenarios.map((s) => ({ name: s, scenario: scenarios[s], items: scenarios[s].plan(profile) }));
+  const total = plans.reduce((n, p) => n + p.items.length, 0);
+  const progress = new Progress(total);
+  const runner = new Runner(env, profile, progress);
+
+  let interrupted = false;
+  const onSignal = () => {
+    if (interrupted) return;
+    interrupted = true;
+    progress.note('bench: interrupted — stopping load generators and the stack');
+    runner.abort();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  const runs: Record<ScenarioName, AnyRun[]> = { storm: [], latency: [], throughput: [], fanout: [], idle: [], scale: [] };
+  const haproxyInfo: Record<string, Record<string, string>> = {};
+  try {
+    for (const route of env.routes.values()) {
+      runner.peers.set(route.name, (await probePeerSettings(route.url)) ?? null);
+      if (route.haproxy) {
+        const info = await env.proxyInfo(route);
+        haproxyInfo[route.name] = Object.fromEntries(
+          ['Version', 'Nbthread', 'Maxconn', 'Hard_maxconn', 'Ulimit-n', 'Maxsock', 'Maxpipes'].filter((k) => info[k] !== undefined).map((k) => [k, info[k]!]),
+        );
+      }
+    }
+    for (const p of plans) {
+      for (const item of p.items) {
+        if (interrupted) break;
+        progress.start(itemText(p.name, item));
+        let run: AnyRun;
+        try {
+          run = await p.scenario.run(runner, item);
+        } catch (err) {
+          if (interrupted) break;
+          throw err;
+        }
+        runs[p.name].push(run);
+        progress.finish(outcome(run));
+      }
+      await runner.releaseAll();
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await runner.releaseAll().catch(() => {});
+    progress.end();
+    await env.stop().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'stopping the stack'));
+  }
+  if (interrupted) return 130;
+
+  const all = Object.values(runs).flat();
+  const ratios = computeRatios(all);
+  const h2upRoute = env.routes.get('front-h2up');
+  const result: BenchResult = {
+    schema: RESULT_SCHEMA,
+    name,
+    profile: profile.name,
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    wallS: (Date.now() - startedAt.getTime()) / 1000,
+    command: `npm run bench -- ${argv.join(' ')}`.trim(),
+    machine: {
+      hostname: os.hostname(),
+      platform: os.platform(),
+      kernel: os.release(),
+      arch: os.arch(),
+      cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown',
+      cpus: os.cpus().length,
+      memoryMb: Math.round(os.totalmem() / 2 ** 20),
+      openFilesLimit: openFilesLimit() ?? null,
+      loadAvgStart,
+      loadAvgEnd: os.loadavg(),
+    },
+    versions: {
+      node: process.version,
+      v8: process.versions.v8,
+      haproxy: env.haproxyVersion || null,
+      ws: packageVersion('ws'),
+      hdrHistogram: packageVersion('hdr-histogram-js'),
+    },
+    conditions: {
+      backends: env.backends.length,
+      loopback: true,
+      gateway: {
+        upstreamProtocol: env.config.upstreamProtocol,
+        h2MaxConcurrentStreams: env.config.h2MaxConcurrentStreams,
+        h2upStreams: h2upRoute ? profile.h2upStreams : null,
+        haproxyMaxconn: env.config.haproxyMaxconn,
+        maxSessionMemoryMb: env.config.maxSessionMemoryMb,
+        maxPayloadBytes: env.config.maxPayloadBytes,
+      },
+      haproxyInfo,
+      reps: profile.reps,
+      notes: [
+        'The machine is shared: other processes may run during the bench. Read ratios of alternated runs against the A/A noise floor, not absolute numbers.',
+        'Backends run with --inspect=127.0.0.1:0 (idle, no session attached) so the bench can force a GC in them.',
+        'Direct routes target backend b1 only; via a front, sessions are balanced per stream over all backends, except in the throughput scenario where the fronts are pinned to b1 too (front/direct then isolates the proxy hop).',
+        `Burst regime: min(${profile.throughput.burstWindow}, ${profile.throughput.burstBytes} B / size) messages in flight per session.`,
+        ...runner.events,
+      ],
+    },
+    options: { ...profile },
+    routes: [...env.routes.values()].map((r) => ({ name: r.name, url: r.url, upstreamProtocol: r.upstreamProtocol, peer: runner.peers.get(r.name) ?? null })),
+    paths: [...PATHS],
+    scenarios: runs as BenchResult['scenarios'],
+    ratios,
+    targets: [],
+  };
+  result.targets = computeTargets(result, ratios);
+
+  write(out, JSON.stringify(result, null, 2) + '\n');
+  emit(result, { json: out, html: htmlFile, charts: flags.charts, markdown: flags.markdown });
+  const failed = all.filter((r) => !r.ok && !r.skipped).length;
+  if (failed) process.stderr.write(`bench: ${failed} of ${all.length} runs failed (recorded in the result with their errors)\n`);
+  return 0;
+}
+
+/** Write the HTML (and optional SVG files and Markdown) of a result and print its summary. */
+function emit(result: BenchResult, files: { json: string; html: string; charts?: unknown; markdown?: unknown }): void {
+  write(files.html, html(result));
+  const chartFiles: Array<{ id: string; title: string; file: string }> = [];
+  if (typeof files.charts === 'string') {
+    for (const c of charts(result)) {
+      const file = path.join(files.charts, `${c.id}.svg`);
+      write(file, c.svg + '\n');
+      chartFiles.push({ id: c.id, title: c.title, file });
+    }
+  }
+  if (typeof files.markdown === 'string') write(files.markdown, markdown(result, chartFiles));
+  const text = [
+    '',
+    ...conditionsLines(result),
+    '',
+    ...tables(result).map((t) => renderText(t) + '\n'),
+    renderText(targetsTable(result)),
+    '',
+    `JSON: ${files.json}`,
+    `HTML: ${files.html}`,
+    ...(chartFiles.length ? [`charts: ${chartFiles.map((c) => c.file).join(', ')}`] : []),
+    ...(typeof files.markdown === 'string' ? [`markdown: ${files.markdown}`] : []),
+  ];
+  process.stdout.write(text.join('\n') + '\n');
+}
+
+/** --report FILE.json: ratios and targets recomputed from the recorded runs, then every output again. */
+function rerender(argv: readonly string[], at: number): number {
+  const file = argv[at + 1];
+  if (!file) throw new BenchOptionError('--report needs a result file: --report bench/results/x.json');
+  const value = (flag: string) => {
+    const i = argv.indexOf(flag);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const result = loadResult(file);
+  const runs = Object.values(result.scenarios).flat() as AnyRun[];
+  result.ratios = computeRatios(runs);
+  result.targets = computeTargets(result, result.ratios);
+  emit(result, { json: file, html: value('--html') ?? file.replace(/\.json$/i, '') + '.html', charts: value('--charts'), markdown: value('--markdown') });
+  return 0;
+}
+
+export async function cli(argv: readonly string[]): Promise<void> {
+  try {
+    process.exitCode = await main(argv);
+  } catch (err) {
+    const message = err instanceof GatewayError ? `${err.code}: ${err.message}` : String((err as Error)?.stack ?? err);
+    process.stderr.write(`bench failed: ${message}\n`);
+    if (err instanceof BenchOptionError) process.stderr.write('\n' + USAGE + '\n');
+    process.exitCode = 1;
+  }
+}
+
+export type { RouteName };

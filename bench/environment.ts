@@ -1,0 +1,358 @@
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http2 from 'node:http2';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { HaproxyFront } from '../gateway/haproxy.js';
+import { startStack, type Stack } from '../gateway/stack.js';
+import { freePort } from '../gateway/supervisor.js';
+import { defaults, gatewaySchema, type GatewayConfig } from '../lib/config.js';
+import { logger } from '../lib/log.js';
+import { BenchOptionError } from './errors.js';
+import { INSPECTOR_LINE, remoteMemory, type RemoteMemory } from './inspector.js';
+import { pidListeningOn } from './procfs.js';
+import type { RouteName } from './result.js';
+
+// What the bench measures against: the local stack (3 backends + HAProxy, on ephemeral loopback ports
+// in a private state dir, so it never collides with `npm start` or tests), an optional second HAProxy
+// on the same backends with HTTP/2 upstream (`proto h2`), and an optional external front by URL.
+
+export interface RouteInfo {
+  name: RouteName;
+  url: string;
+  /** The HAProxy serving this route, when it is ours. */
+  haproxy?: HaproxyFront;
+  frontPort?: number;
+  upstreamProtocol: 'h1' | 'h2' | null;
+  /** SETTINGS_MAX_CONCURRENT_STREAMS the front advertises (from our config), when known. */
+  streamLimit: number | null;
+  /** Where sessions land: every backend through a front, only b1 direct. */
+  backendIds: string[];
+}
+
+export interface BackendInfo {
+  id: string;
+  url: string;
+  port: number;
+  pid: number;
+  inspectorUrl: string | undefined;
+}
+
+/** SETTINGS a route's server sent, as seen by a plain node:http2 client. */
+export interface PeerSettings {
+  maxConcurrentStreams: number | null;
+  initialWindowSize: number | null;
+  maxFrameSize: number | null;
+  enableConnectProtocol: boolean;
+  /** Connection-level receive window the peer granted us after the preface (bytes). */
+  connectionWindow: number | null;
+}
+
+export interface EnvOptions {
+  routes: readonly RouteName[];
+  /** Base gateway config (flags/env); ports and state dir are always replaced by private ones. */
+  config: GatewayConfig;
+  /** Stream limit for the HTTP/2-upstream HAProxy (the 50k sessions on one connection target). */
+  h2upStreams: number;
+  extUrl?: string;
+  /** Warnings and errors the backends print (their stderr), inspector chatter left out. */
+  onStackOutput?: (line: string) => void;
+}
+
+export class BenchEnv {
+  readonly config: GatewayConfig;
+  readonly stack: Stack;
+  readonly routes: Map<RouteName, RouteInfo>;
+  readonly backends: BackendInfo[];
+  readonly haproxyVersion: string;
+  /** The room bus the stack started for the backends (Redis), if any. */
+  readonly bus: { kind: 'redis'; url: string; pid: number | undefined } | undefined;
+  readonly #stateDir: string;
+  readonly #extraFronts: HaproxyFront[];
+
+  private constructor(
+    config: GatewayConfig,
+    stack: Stack,
+    routes: Map<RouteName, RouteInfo>,
+    backends: BackendInfo[],
+    extraFronts: HaproxyFront[],
+    stateDir: string,
+  ) {
+    this.config = config;
+    this.stack = stack;
+    this.routes = routes;
+    this.backends = backends;
+    this.haproxyVersion = stack.haproxy.version;
+    const redisUrl = (stack as { redisUrl?: string }).redisUrl;
+    this.bus = redisUrl ? { kind: 'redis', url: redisUrl, pid: pidListeningOn(Number(new URL(redisUrl).port)) } : undefined;
+    this.#extraFronts = extraFronts;
+    this.#stateDir = stateDir;
+  }
+
+  static async start(o: EnvOptions): Promise<BenchEnv> {
+    const stateDir = mkdtempSync(path.join(os.tmpdir(), 'gw-bench-'));
+    // Every port the stack binds is private, so a bench never collides with `npm start` or a test.
+    const config = defaults(gatewaySchema, {
+      ...o.config,
+      frontPort: await freePort(),
+      frontTlsPort: await freePort(),
+      haproxyStatsPort: await freePort(),
+      adminPort: await freePort(),
+      redisPort: await freePort(),
+      xdsPort: await freePort(),
+      // The bench measures capacity: the per-session rate and per-IP limits (every bench session
+      // comes from 127.0.0.1) would otherwise be what it measures.
+      maxMessagesPerSecond: 1_000_000,
+      maxSessionsPerIp: 1_000_000,
+      backendPorts: await Promise.all(o.config.backendPorts.map(() => freePort())),
+      stateDir,
+      drainTimeoutMs: Math.min(o.config.drainTimeoutMs, 3_000),
+      // After a reload (see Runner.settle) the old worker's stuck sessions end this soon.
+      hardStopAfterS: Math.min(o.config.hardStopAfterS, 5),
+      // The gateway's own health checker must not take a busy backend out in the middle of a run:
+      // a storm can delay /healthz past the default 1 s timeout. HAProxy's checks stay as they are.
+      healthTimeoutMs: Math.max(o.config.healthTimeoutMs, 10_000),
+      healthFall: Math.max(o.config.healthFall, 1_000),
+    });
+
+    // Backends get an inspector on an ephemeral port so the bench can force a GC in them (idle cost).
+    // The URL each prints goes through the stack's log; a private logger picks it out.
+    const inspectors = new Map<string, string>();
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const line of chunk.toString().split('\n')) {
+          if (!line.trim()) continue;
+          try {
+            const rec = JSON.parse(line) as { level?: number; backend?: string; child?: string; msg?: string };
+            const m = INSPECTOR_LINE.exec(rec.child ?? '');
+            if (m && rec.backend) inspectors.set(rec.backend, m[1]!);
+            else if (/^(Debugger |For help, see)/.test(rec.child ?? '')) continue; // inspector chatter
+            else if ((rec.level ?? 0) >= 40) o.onStackOutput?.(`${rec.backend ? `backend ${rec.backend}: ` : ''}${rec.child ?? rec.msg ?? line}`);
+          } catch {
+            // not JSON: ignore
+          }
+        }
+        done();
+      },
+    });
+    const stackLog = pino({ level: 'warn' }, sink);
+    const previous = process.env.NODE_OPTIONS;
+    process.env.NODE_OPTIONS = `${previous ?? ''} --inspect=127.0.0.1:0`.trim();
+    let stack: Stack;
+    try {
+      stack = await startStack(config, { log: stackLog, childOutput: 'lines' });
+    } catch (err) {
+      rmSync(stateDir, { recursive: true, force: true });
+      throw err;
+    } finally {
+      if (previous === undefined) delete process.env.NODE_OPTIONS;
+      else process.env.NODE_OPTIONS = previous;
+    }
+
+    const extraFronts: HaproxyFront[] = [];
+    try {
+      const backends: BackendInfo[] = stack.backends.map((b) => ({
+        id: b.id,
+        url: b.url,
+        port: b.port,
+        pid: b.process.pid ?? -1,
+        inspectorUrl: inspectors.get(b.id),
+      }));
+      const b1 = backends[0];
+      if (!b1) throw new BenchOptionError('the stack has no backend');
+      const routes = new Map<RouteName, RouteInfo>();
+      const all = backends.map((b) => b.id);
+      for (const name of o.routes) {
+        if (name === 'front') {
+          routes.set(name, {
+            name,
+            url: stack.frontUrl,
+            haproxy: stack.haproxy,
+            frontPort: config.frontPort,
+            upstreamProtocol: config.upstreamProtocol,
+            streamLimit: config.h2MaxConcurrentStreams,
+            backendIds: all,
+          });
+        } else if (name === 'front-h2up') {
+          const settings = {
+            ...config,
+            frontPort: await freePort(),
+            haproxyStatsPort: await freePort(),
+            stateDir: path.join(stateDir, 'h2up'),
+            upstreamProtocol: 'h2' as const,
+            h2MaxConcurrentStreams: o.h2upStreams,
+          };
+          mkdirSync(settings.stateDir, { recursive: true });
+          const front = new HaproxyFront(
+            settings,
+            backends.map((b) => ({ id: b.id, host: config.host, port: b.port })),
+            logger('haproxy', { front: 'h2up' }),
+          );
+          extraFronts.push(front);
+          await front.start();
+          routes.set(name, {
+            name,
+            url: front.frontUrl,
+            haproxy: front,
+            frontPort: settings.frontPort,
+            upstreamProtocol: 'h2',
+            streamLimit: o.h2upStreams,
+            backendIds: all,
+          });
+        } else if (name === 'direct') {
+          routes.set(name, {
+            name,
+            url: b1.url,
+            upstreamProtocol: null,
+            streamLimit: config.h2MaxConcurrentStreams,
+            backendIds: [b1.id],
+          });
+        } else if (name === 'ext') {
+          if (!o.extUrl) throw new BenchOptionError('route "ext" needs --front URL');
+          routes.set(name, { name, url: o.extUrl, upstreamProtocol: null, streamLimit: null, backendIds: [] });
+        }
+      }
+      return new BenchEnv(config, stack, routes, backends, extraFronts, stateDir);
+    } catch (err) {
+      for (const f of extraFronts) await f.stop();
+      await stack.stop();
+      rmSync(stateDir, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  route(name: RouteName): RouteInfo {
+    const r = this.routes.get(name);
+    if (!r) throw new BenchOptionError(`route ${name} is not set up`);
+    return r;
+  }
+
+  /** The HAProxy worker process of a route (the master only supervises). */
+  async proxyPid(route: RouteInfo): Promise<number | undefined> {
+    if (!route.haproxy) return undefined;
+    try {
+      return (await route.haproxy.workers())[0]?.pid;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** `show info` of a route's HAProxy as a key → value map. */
+  async proxyInfo(route: RouteInfo): Promise<Record<string, string>> {
+    if (!route.haproxy) return {};
+    const out = await route.haproxy.runtime('show info');
+    return Object.fromEntries(
+      out
+        .split('\n')
+        .map((l) => /^([^:]+):\s*(.*)$/.exec(l.trim()))
+        .filter((m): m is RegExpExecArray => m !== null)
+        .map((m) => [m[1]!, m[2]!]),
+    );
+  }
+
+  /** Open sessions the backends report on /healthz (undefined for one that did not answer). */
+  async backendSessions(): Promise<number> {
+    const counts = await Promise.all(
+      this.backends.map(async (b) => {
+        try {
+          const res = await fetch(`${b.url}/healthz`, { signal: AbortSignal.timeout(5_000) });
+          return ((await res.json()) as { sessions?: number }).sessions ?? 0;
+        } catch {
+          return 0;
+        }
+      }),
+    );
+    return counts.reduce((a, b) => a + b, 0);
+  }
+
+  /**
+   * Wait until no backend holds a session (the previous run's are gone): up to `timeoutMs`, and no
+   * longer than `stallMs` without the count going down (sessions a proxy keeps open on its own).
+   */
+  async waitIdle(timeoutMs: number, stallMs = 3_000, aborted: () => boolean = () => false, target = 0): Promise<number> {
+    const until = Date.now() + timeoutMs;
+    let left = await this.backendSessions();
+    let best = left;
+    let progressAt = Date.now();
+    while (left > target && Date.now() < until && Date.now() - progressAt < stallMs && !aborted()) {
+      await new Promise((r) => setTimeout(r, 100));
+      left = await this.backendSessions();
+      if (left < best) {
+        best = left;
+        progressAt = Date.now();
+      }
+    }
+    return left;
+  }
+
+  /** Streams a route's HAProxy still carries on its front (`show sess`), 0 when it is not ours. */
+  async proxyStreams(route: RouteInfo): Promise<number> {
+    if (!route.haproxy) return 0;
+    const out = await route.haproxy.runtime('show sess');
+    return out.split('\n').filter((l) => l.includes(' fe=front ')).length;
+  }
+
+  async backendMemory(gc: boolean): Promise<Array<RemoteMemory | undefined>> {
+    return Promise.all(
+      this.backends.map((b) => (b.inspectorUrl ? remoteMemory(b.inspectorUrl, { gc }).catch(() => undefined) : Promise.resolve(undefined))),
+    );
+  }
+
+  /** Put every backend but `keep` in maintenance on a route's HAProxy (rooms live in one backend). */
+  async pinTo(route: RouteInfo, keep: string | undefined): Promise<void> {
+    if (!route.haproxy) return;
+    for (const b of this.backends) {
+      const state = keep === undefined || b.id === keep ? 'ready' : 'maint';
+      await route.haproxy.runtime(`set server backends/${b.id} state ${state}`);
+    }
+  }
+
+  async stop(): Promise<void> {
+    for (const f of this.#extraFronts) await f.stop();
+    await this.stack.stop();
+    rmSync(this.#stateDir, { recursive: true, force: true });
+  }
+}
+
+/** The SETTINGS (and connection window) a route's server sends to a fresh HTTP/2 client. */
+export async function probePeerSettings(url: string, timeoutMs = 5_000): Promise<PeerSettings | undefined> {
+  const session = http2.connect(url);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('timeout')), timeoutMs);
+      session.once('remoteSettings', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      session.once('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+    });
+    // Let a connection-level WINDOW_UPDATE that follows SETTINGS arrive.
+    await new Promise((r) => setTimeout(r, 50));
+    const s = session.remoteSettings;
+    return {
+      maxConcurrentStreams: s.maxConcurrentStreams ?? null,
+      initialWindowSize: s.initialWindowSize ?? null,
+      maxFrameSize: s.maxFrameSize ?? null,
+      enableConnectProtocol: Boolean(s.enableConnectProtocol),
+      connectionWindow: session.state.remoteWindowSize ?? null,
+    };
+  } catch {
+    return undefined;
+  } finally {
+    session.destroy();
+  }
+}
+
+/** Version of an npm package in node_modules (for the conditions block). */
+export function packageVersion(name: string): string | null {
+  try {
+    const file = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', 'node_modules', name, 'package.json');
+    return (JSON.parse(readFileSync(file, 'utf8')) as { version?: string }).version ?? null;
+  } catch {
+    return null;
+  }
+}

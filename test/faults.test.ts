@@ -54,8 +54,8 @@ describe('faults under load', () => {
       stack.backends.find((b) => b.id === 'b2')!.process.signal('SIGKILL');
       await waitUntil(() => affected.every((k) => k.reopens > 0 && k.isOpen), 5_000, 'affected sessions reconnect');
       const reconnectMs = Date.now() - killedAt;
-      await sleep(300);
       load.stop();
+      await sleep(300); // let the last in-flight echoes land before checking sessions by hand
       const totals = load.totals();
       console.info(
         `[faults] SIGKILL b2: ${affected.length} sessions affected, ${keeper.stats().reopened} reconnected in ${reconnectMs} ms ` +

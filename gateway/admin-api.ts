@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { GatewayError } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
 import type { DrainController } from './drain.js';
+import { HttpError, parseBody, readJsonBody } from './http-json.js';
 import type { HealthChecker } from './health.js';
 import { HaproxyConfigRejectedError } from './haproxy.js';
 import type { HotRestartEngine } from './hot-restart.js';
@@ -65,13 +66,6 @@ export interface FrontCounts {
   sessionsTotal: number;
 }
 
-class HttpError extends GatewayError {
-  readonly status: number;
-  constructor(status: number, code: string, message: string) {
-    super(code, message);
-    this.status = status;
-  }
-}
 
 const addBody = z.strictObject({ id: endpointIdSchema.optional(), address: addressSchema, weight: weightSchema.optional() });
 const patchBody = z
@@ -79,32 +73,7 @@ const patchBody = z
   .refine((b) => b.weight !== undefined || b.state !== undefined, { message: 'give "weight" and/or "state"', path: ['weight'] });
 const drainBody = z.strictObject({ deadlineMs: z.number().int().min(0).max(24 * 3600_000).optional() });
 
-function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
-  const result = schema.safeParse(body);
-  if (!result.success) {
-    const issue = result.error.issues[0]!;
-    const field = issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : 'body');
-    throw new HttpError(400, 'GW_ERR_BAD_REQUEST', `invalid field "${field}": ${issue.message}`);
-  }
-  return result.data;
-}
 
-async function readJson(req: http.IncomingMessage, limit = 64 * 1024): Promise<unknown> {
-  let size = 0;
-  const chunks: Buffer[] = [];
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw new HttpError(413, 'GW_ERR_BAD_REQUEST', `body larger than ${limit} bytes`);
-    chunks.push(chunk);
-  }
-  const text = Buffer.concat(chunks).toString();
-  if (!text.trim()) return {};
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new HttpError(400, 'GW_ERR_BAD_REQUEST', 'body is not valid JSON');
-  }
-}
 
 export interface AdminServer {
   port: number;
@@ -210,13 +179,13 @@ export async function startAdminApi(deps: AdminDeps, host: string, port: number)
 
     if (parts.length === 1 && method === 'GET') return json(200, view());
     if (parts.length === 1 && method === 'POST') {
-      const body = parseBody(addBody, await readJson(req));
+      const body = parseBody(addBody, await readJsonBody(req));
       const endpoint = registry.add({ id: body.id, ...parseAddress(body.address), weight: body.weight });
       return json(201, endpoint);
     }
     if (parts.length === 2 && id && method === 'GET') return json(200, registry.get(id));
     if (parts.length === 2 && id && method === 'PATCH') {
-      const body = parseBody(patchBody, await readJson(req));
+      const body = parseBody(patchBody, await readJsonBody(req));
       registry.get(id); // 404 before anything changes
       return json(200, registry.update(id, { ...(body.weight !== undefined && { weight: body.weight }), ...(body.state && { state: body.state }) }));
     }
@@ -224,7 +193,7 @@ export async function startAdminApi(deps: AdminDeps, host: string, port: number)
       return json(202, drain.drain(id, { remove: true }));
     }
     if (parts.length === 3 && id && parts[2] === 'drain' && method === 'POST') {
-      const body = parseBody(drainBody, await readJson(req));
+      const body = parseBody(drainBody, await readJsonBody(req));
       return json(202, drain.drain(id, { deadlineMs: body.deadlineMs }));
     }
     throw new HttpError(405, 'GW_ERR_METHOD', `${method} ${url.pathname} is not supported`);

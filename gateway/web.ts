@@ -9,6 +9,7 @@ import { logger } from '../lib/log.js';
 import type { AdminDeps } from './admin-api.js';
 import { isLoopbackHost, LoadBusyError, LoadNotLocalError, loadRequestSchema, LoadRunner } from './web-load.js';
 import { escapeHtml, renderMarkdown } from './web-markdown.js';
+import { HttpError, parseBody, readJsonBody } from './http-json.js';
 
 // The page, the dashboard and the explainers, served by the admin API's server through its
 // `extraRoutes` hook (so they sit behind the same admin token: visit `/?token=<token>` once and the
@@ -74,30 +75,7 @@ const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
 };
 
-class WebError extends GatewayError {
-  readonly status: number;
-  constructor(status: number, code: string, message: string) {
-    super(code, message);
-    this.status = status;
-  }
-}
 
-async function readJson(req: http.IncomingMessage, limit = 16 * 1024): Promise<unknown> {
-  let size = 0;
-  const chunks: Buffer[] = [];
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw new WebError(413, 'GW_ERR_BAD_REQUEST', `body larger than ${limit} bytes`);
-    chunks.push(chunk);
-  }
-  const text = Buffer.concat(chunks).toString();
-  if (!text.trim()) return {};
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new WebError(400, 'GW_ERR_BAD_REQUEST', 'body is not valid JSON');
-  }
-}
 
 /** The host browsers should use for the front: its own, unless it is bound to every address. */
 function frontFor(base: string, req: http.IncomingMessage): URL {
@@ -169,7 +147,7 @@ export function createWebRoutes(options: WebOptions): WebRoutes {
 
   function explain(req: http.IncomingMessage, res: http.ServerResponse, name: string): void {
     const file = path.join(explainDir, `${name}.md`);
-    if (!existsSync(file)) throw new WebError(404, 'GW_ERR_NOT_FOUND', `no explainer "${name}"`);
+    if (!existsSync(file)) throw new HttpError(404, 'GW_ERR_NOT_FOUND', `no explainer "${name}"`);
     const rendered = renderMarkdown(readFileSync(file, 'utf8'), {
       link: (href) => {
         const m = /^(?:\.\/)?([a-z0-9-]+)\.md(#.*)?$/i.exec(href);
@@ -228,7 +206,7 @@ export function createWebRoutes(options: WebOptions): WebRoutes {
     const asset = /^\/assets\/([a-z0-9-]+\.(?:js|css|svg))$/.exec(p);
     if (asset && method === 'GET') {
       const file = path.join(webDir, asset[1]!);
-      if (!existsSync(file)) throw new WebError(404, 'GW_ERR_NOT_FOUND', `no asset ${asset[1]}`);
+      if (!existsSync(file)) throw new HttpError(404, 'GW_ERR_NOT_FOUND', `no asset ${asset[1]}`);
       send(res, 200, TYPES[path.extname(file)]!, readFileSync(file));
       return true;
     }
@@ -240,7 +218,7 @@ export function createWebRoutes(options: WebOptions): WebRoutes {
     const img = /^\/explain\/img\/([a-z0-9-]+\.svg)$/.exec(p);
     if (img && method === 'GET') {
       const file = path.join(explainDir, 'img', img[1]!);
-      if (!existsSync(file)) throw new WebError(404, 'GW_ERR_NOT_FOUND', `no diagram ${img[1]}`);
+      if (!existsSync(file)) throw new HttpError(404, 'GW_ERR_NOT_FOUND', `no diagram ${img[1]}`);
       send(res, 200, TYPES['.svg']!, readFileSync(file));
       return true;
     }
@@ -268,7 +246,7 @@ export function createWebRoutes(options: WebOptions): WebRoutes {
     }
     if (p === '/bench/latest' && method === 'GET') {
       const latest = latestBench();
-      if (!latest) throw new WebError(404, 'GW_ERR_NOT_FOUND', 'no bench report yet: run `npm run bench -- --quick`');
+      if (!latest) throw new HttpError(404, 'GW_ERR_NOT_FOUND', 'no bench report yet: run `npm run bench -- --quick`');
       // The report is self-contained (inline CSS and SVG, a JSON data block, no script to run).
       send(res, 200, TYPES['.html']!, readFileSync(path.join(benchDir, latest.file)), {
         'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'",
@@ -287,17 +265,11 @@ export function createWebRoutes(options: WebOptions): WebRoutes {
       }
       if (method === 'POST') {
         // Loopback visitors only: this opens up to 2,000 sessions against the front.
-        if (!isLoopbackHost(req.socket.remoteAddress ?? '')) throw new WebError(403, 'GW_ERR_LOAD_NOT_LOCAL', 'the load button is for loopback visitors only');
-        const parsed = loadRequestSchema.safeParse(await readJson(req));
-        if (!parsed.success) {
-          const issue = parsed.error.issues[0]!;
-          const field = issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : 'body');
-          throw new WebError(400, 'GW_ERR_BAD_REQUEST', `invalid field "${field}": ${issue.message}`);
-        }
-        json(res, 202, load.start(parsed.data));
+        if (!isLoopbackHost(req.socket.remoteAddress ?? '')) throw new HttpError(403, 'GW_ERR_LOAD_NOT_LOCAL', 'the load button is for loopback visitors only');
+        json(res, 202, load.start(parseBody(loadRequestSchema, await readJsonBody(req, 16 * 1024))));
         return true;
       }
-      throw new WebError(405, 'GW_ERR_METHOD', `${method} /load is not supported`);
+      throw new HttpError(405, 'GW_ERR_METHOD', `${method} /load is not supported`);
     }
     return false;
   }
@@ -307,7 +279,7 @@ export function createWebRoutes(options: WebOptions): WebRoutes {
       return await handle(req, res, url);
     } catch (err) {
       const status =
-        err instanceof WebError ? err.status : err instanceof LoadBusyError ? 409 : err instanceof LoadNotLocalError ? 403 : 500;
+        err instanceof HttpError ? err.status : err instanceof LoadBusyError ? 409 : err instanceof LoadNotLocalError ? 403 : 500;
       if (status === 500) log.error({ err }, 'web route failed');
       const code = err instanceof GatewayError ? err.code : 'GW_ERR_INTERNAL';
       if (!res.headersSent) res.writeHead(status, { 'content-type': 'application/json' });

@@ -2,6 +2,7 @@
 import { gatewaySchema, loadConfig, type GatewayConfig } from '../lib/config.js';
 import { GatewayError } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
+import { isLoopbackHost } from '../lib/loopback.js';
 import { adminTokenFile } from './admin-token.js';
 import { startEnvoyFrontStack } from './envoy-front.js';
 import { startStack } from './stack.js';
@@ -9,9 +10,6 @@ import { createWebRoutes, webOptionsFromConfig } from './web.js';
 
 const log = logger('gateway');
 
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
 
 try {
   // --front haproxy|envoy: which proxy runs in front (HAProxy with the full control plane, or a local envoy binary).
@@ -19,7 +17,7 @@ try {
   const front = flags.front ?? 'haproxy';
   if (front !== 'haproxy' && front !== 'envoy') throw new GatewayError('GW_ERR_CONFIG', `invalid config field "front": must be haproxy or envoy, got ${JSON.stringify(front)}`);
   const insecure = flags.insecure === true || process.env.INSECURE === '1';
-  if (!isLoopback(config.host) && !config.jwtSecret && !insecure) {
+  if (!isLoopbackHost(config.host) && !config.jwtSecret && !insecure) {
     throw new GatewayError(
       'GW_ERR_CONFIG',
       `invalid config field "host": refusing to serve ${config.host} (not loopback) without handshake auth; set JWT_SECRET (--jwt-secret), or pass --insecure to do it anyway`,

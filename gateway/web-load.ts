@@ -5,6 +5,7 @@ import { MuxClient } from '../client/mux-client.js';
 import type { WsClient, WsSession } from '../client/types.js';
 import { GatewayError } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
+import { isLoopbackHost } from '../lib/loopback.js';
 
 // The dashboard's "start a small load" button: a bounded burst of echo sessions through the front,
 // so a visitor watches one HTTP/2 connection carry hundreds of sessions (or HTTP/1.1 need one
@@ -62,10 +63,7 @@ export class LoadNotLocalError extends GatewayError {
   }
 }
 
-export function isLoopbackHost(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '');
-  return h === 'localhost' || h === '::1' || /^127\./.test(h) || /^::ffff:127\./.test(h);
-}
+export { isLoopbackHost };
 
 function emptyStatus(): LoadStatus {
   return {

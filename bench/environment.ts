@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { HaproxyFront } from '../gateway/haproxy.js';
 import { startStack, type Stack } from '../gateway/stack.js';
-import { freePort } from '../gateway/supervisor.js';
+import { freePort, privatePorts } from '../gateway/supervisor.js';
 import { defaults, gatewaySchema, type GatewayConfig } from '../lib/config.js';
 import { logger } from '../lib/log.js';
 import { BenchOptionError } from './errors.js';
@@ -95,17 +95,11 @@ export class BenchEnv {
     // Every port the stack binds is private, so a bench never collides with `npm start` or a test.
     const config = defaults(gatewaySchema, {
       ...o.config,
-      frontPort: await freePort(),
-      frontTlsPort: await freePort(),
-      haproxyStatsPort: await freePort(),
-      adminPort: await freePort(),
-      redisPort: await freePort(),
-      xdsPort: await freePort(),
+      ...(await privatePorts(o.config.backendPorts.length)),
       // The bench measures capacity: the per-session rate and per-IP limits (every bench session
       // comes from 127.0.0.1) would otherwise be what it measures.
       maxMessagesPerSecond: 1_000_000,
       maxSessionsPerIp: 1_000_000,
-      backendPorts: await Promise.all(o.config.backendPorts.map(() => freePort())),
       stateDir,
       drainTimeoutMs: Math.min(o.config.drainTimeoutMs, 3_000),
       // After a reload (see Runner.settle) the old worker's stuck sessions end this soon.

@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import * as hdr from 'hdr-histogram-js';
 import { MuxClient } from '../client/index.js';
 import { startStack, type Stack } from '../gateway/stack.js';
-import { freePort } from '../gateway/supervisor.js';
+import { privatePorts } from '../gateway/supervisor.js';
 import { defaults, gatewaySchema, type GatewayConfig } from '../lib/config.js';
 import { cpuMs } from './procfs.js';
 
@@ -39,13 +39,7 @@ async function variantStack(variant: 'A' | 'B'): Promise<{ stack: Stack; dir: st
   const config = defaults(gatewaySchema, {
     ...overrides,
     stateDir: dir,
-    frontPort: await freePort(),
-    frontTlsPort: await freePort(),
-    haproxyStatsPort: await freePort(),
-    adminPort: await freePort(),
-    redisPort: await freePort(),
-    xdsPort: await freePort(),
-    backendPorts: [await freePort(), await freePort(), await freePort()],
+    ...(await privatePorts(3)),
     maxMessagesPerSecond: 1_000_000,
     maxSessionsPerIp: 1_000_000,
   });

@@ -141,3 +141,24 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
     });
   });
 }
+
+/** Every port a stack binds, each free right now: a stack that never collides with `npm start` or another run. */
+export async function privatePorts(backends = 3): Promise<{
+  frontPort: number;
+  frontTlsPort: number;
+  haproxyStatsPort: number;
+  adminPort: number;
+  redisPort: number;
+  xdsPort: number;
+  backendPorts: number[];
+}> {
+  return {
+    frontPort: await freePort(),
+    frontTlsPort: await freePort(),
+    haproxyStatsPort: await freePort(),
+    adminPort: await freePort(),
+    redisPort: await freePort(),
+    xdsPort: await freePort(),
+    backendPorts: await Promise.all(Array.from({ length: backends }, () => freePort())),
+  };
+}

@@ -5,7 +5,7 @@ import type { WebSocket } from 'ws';
 import { defaults, gatewaySchema, type GatewayConfig } from '../../lib/config.js';
 import type { AdminDeps } from '../../gateway/admin-api.js';
 import { startStack, type Stack } from '../../gateway/stack.js';
-import { freePort } from '../../gateway/supervisor.js';
+import { privatePorts } from '../../gateway/supervisor.js';
 
 /** A real stack (backend processes + HAProxy) on ephemeral loopback ports, in its own state dir. */
 export async function startTestStack(
@@ -15,15 +15,8 @@ export async function startTestStack(
   extraRoutes?: (config: GatewayConfig) => NonNullable<AdminDeps['extraRoutes']>,
 ): Promise<Stack & { dispose(): Promise<void> }> {
   const stateDir = mkdtempSync(path.join(os.tmpdir(), 'gw-test-'));
-  const backendPorts = await Promise.all(Array.from({ length: backendCount }, () => freePort()));
   const config = defaults(gatewaySchema, {
-    frontPort: await freePort(),
-    haproxyStatsPort: await freePort(),
-    adminPort: await freePort(),
-    redisPort: await freePort(),
-    xdsPort: await freePort(),
-    frontTlsPort: await freePort(),
-    backendPorts,
+    ...(await privatePorts(backendCount)),
     stateDir,
     drainTimeoutMs: 3_000,
     hardStopAfterS: 10,

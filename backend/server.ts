@@ -151,16 +151,33 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
   });
   wss.on('headers', (headers) => headers.push(`x-backend-id: ${config.id}`));
 
-  const h1 = http.createServer({ headersTimeout: config.handshakeTimeoutMs, requestTimeout: config.handshakeTimeoutMs }, async (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://backend');
-    const answer = plainResponse(url.pathname, req.method ?? 'GET');
-    res.writeHead(answer.status, { 'content-type': answer.type, ...idHeader }).end(await answer.body());
-  });
+  // Node's headersTimeout is enforced by a sweep that starts in listen(); this server never listens
+  // itself (the sniffer hands it sockets), so the handshake deadline is kept here: a socket that has
+  // not completed a request (or an Upgrade) within handshakeTimeoutMs is dropped (slowloris).
+  const handshakeTimers = new WeakMap<object, NodeJS.Timeout>();
+  const handshakeDone = (socket: object) => clearTimeout(handshakeTimers.get(socket));
+  const h1 = http.createServer(
+    { headersTimeout: config.handshakeTimeoutMs, requestTimeout: config.handshakeTimeoutMs },
+    async (req, res) => {
+      handshakeDone(req.socket);
+      const url = new URL(req.url ?? '/', 'http://backend');
+      const answer = plainResponse(url.pathname, req.method ?? 'GET');
+      res.writeHead(answer.status, { 'content-type': answer.type, ...idHeader }).end(await answer.body());
+    },
+  );
   h1.on('connection', (socket: net.Socket) => {
     h1Sockets.add(socket);
+    handshakeTimers.set(
+      socket,
+      setTimeout(() => {
+        metrics.limitHits.inc({ limit: 'handshake_timeout' });
+        socket.destroy();
+      }, config.handshakeTimeoutMs).unref(),
+    );
     socket.once('close', () => h1Sockets.delete(socket));
   });
   h1.on('upgrade', async (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    handshakeDone(req.socket);
     socket.on('error', () => socket.destroy());
     const url = new URL(req.url ?? '/', 'http://backend');
     const refuse = (status: number, reason: string, route?: RouteMatch) => {

@@ -32,7 +32,7 @@ export function classify(head: Buffer): Dispatch {
 
 export function createSniffingServer(targets: SniffTargets): net.Server {
   const tlsServer = targets.tls
-    ? tls.createServer({ ...targets.tls, ALPNProtocols: ['h2', 'http/1.1'] }, (socket) => {
+    ? tls.createServer({ ...targets.tls, ALPNProtocols: ['h2', 'http/1.1'], handshakeTimeout: targets.firstByteTimeoutMs ?? 10_000 }, (socket) => {
         (socket.alpnProtocol === 'h2' ? targets.h2 : targets.h1).emit('connection', socket);
       })
     : undefined;

@@ -116,8 +116,9 @@ describe('the control plane down', () => {
     } finally {
       await mux.close();
       if (gateway.exitCode === null) gateway.kill('SIGKILL');
-      // Orphans of the killed gateway: HAProxy and redis carry the state dir in their argv, backends their port.
-      for (const pattern of [stateDir, ...ports.b.map((p) => `--port ${p} `)]) {
+      // Orphans of the killed gateway: HAProxy carries the state dir in its argv, backends their port,
+      // and redis-server rewrites its title to "redis-server <host>:<port>".
+      for (const pattern of [stateDir, `redis-server 127.0.0.1:${ports.redis}`, ...ports.b.map((p) => `--port ${p} `)]) {
         try {
           execFileSync('pkill', ['-f', '--', pattern]);
         } catch {

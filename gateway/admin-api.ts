@@ -168,7 +168,12 @@ export async function startAdminApi(deps: AdminDeps, host: string, port: number)
     if (url.pathname === '/hot-restart' && deps.hotRestart) {
       if (method === 'GET') return json(200, { engine: deps.hotRestart.engine, generations: await deps.hotRestart.generations() });
       if (method === 'POST') {
-        const result = await deps.hotRestart.restart();
+        const result = await deps.hotRestart.restart().catch((err: unknown) => {
+          // A refused restart (config rejected, restarter stopping) leaves the running generation
+          // serving: a conflict with the current state, not a server fault. Unreachable → 502.
+          if (!(err instanceof GatewayError) || err instanceof HttpError) throw err;
+          throw new HttpError(err.code === 'GW_ERR_RESTARTER_UNREACHABLE' ? 502 : 409, err.code, err.message);
+        });
         publish('hot-restart', result);
         return json(200, result);
       }

@@ -15,6 +15,10 @@
 //   --ready-timeout-s S              how long a restart waits for readiness before reporting failure (default 60)
 //   --term-wait-s S                  after SIGTERM, how long epochs get before SIGKILL (default 30)
 //   --skip-validate                  do not run `envoy --mode validate` before each restart
+//   --control-port N                 serve the restart control API (POST /restart, GET /epochs) on
+//                                    127.0.0.1:N, for a gateway in another process or container
+//                                    (gateway/envoy-restarter-control.ts); off by default
+//   --control-host H                 loopback address for it (default 127.0.0.1; non-loopback is refused)
 //
 // Signals: SIGHUP → start the next epoch (queued while the newest is still initializing);
 // SIGTERM/SIGINT → SIGTERM every epoch, then exit (0 when all left in time); SIGUSR1 → forwarded.
@@ -24,6 +28,7 @@ import { loadConfig } from '../lib/config.js';
 import { GatewayError } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
 import { EnvoyRestarter, adminReadiness, graceReadiness } from './envoy-restarter.js';
+import { startRestarterControl, type RestarterControl } from './envoy-restarter-control.js';
 
 const schema = z.object({
   envoyBin: z.string().min(1).default('envoy'),
@@ -36,6 +41,8 @@ const schema = z.object({
   startGraceMs: z.coerce.number().int().min(0).default(5_000),
   readyTimeoutS: z.coerce.number().int().positive().default(60),
   termWaitS: z.coerce.number().int().positive().default(30),
+  controlPort: z.coerce.number().int().min(0).max(65535).optional(),
+  controlHost: z.string().min(1).default('127.0.0.1'),
 });
 
 const log = logger('envoy-restarter');
@@ -52,6 +59,7 @@ const own = dashDash >= 0 ? argv.slice(0, dashDash) : argv;
 const passThrough = dashDash >= 0 ? argv.slice(dashDash + 1) : [];
 
 let restarter: EnvoyRestarter;
+let control: { port: number; host: string } | undefined;
 try {
   // Flags only: generic env names (CONFIG, BASE_ID) could be set in a container for other reasons.
   const { config, flags } = loadConfig(schema, own, {}, { 'skip-validate': { type: 'boolean' } });
@@ -71,8 +79,18 @@ try {
     validateBeforeRestart: flags['skip-validate'] !== true,
     log,
   });
+  if (config.controlPort !== undefined) control = { port: config.controlPort, host: config.controlHost };
 } catch (err) {
   usage((err as Error).message);
+}
+
+let controlApi: RestarterControl | undefined;
+if (control) {
+  try {
+    controlApi = await startRestarterControl(restarter, { ...control, log });
+  } catch (err) {
+    usage(`--control-port ${control.port}: ${(err as Error).message}`);
+  }
 }
 
 const describe = (err: unknown) => ({ code: err instanceof GatewayError ? err.code : undefined, err: (err as Error).message });
@@ -99,5 +117,6 @@ process.on('SIGUSR1', () => restarter.signalAll('SIGUSR1'));
 restarter.start().catch((err: unknown) => log.error(describe(err), 'Envoy epoch 0 could not be started or did not become ready'));
 
 const code = await restarter.done;
+await controlApi?.close();
 log.info({ exitCode: code }, 'envoy restarter exiting');
 process.exit(code);

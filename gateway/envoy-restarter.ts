@@ -503,6 +503,12 @@ export class EnvoyRestarter {
   }
 }
 
+/** What EnvoyHotRestart drives: a restarter in this process, or one behind its control API (RemoteRestarter). */
+export interface EpochSource {
+  restart(): Promise<EnvoyRestartResult>;
+  epochs(): LiveEpoch[] | Promise<LiveEpoch[]>;
+}
+
 export interface EnvoyGeneration extends Generation {
   epoch: number;
   ready: boolean;
@@ -518,7 +524,8 @@ export interface EnvoyHotRestartOptions {
 
 /**
  * The Envoy engine behind the HotRestartEngine interface, for a restarter running in this process
- * (a local `envoy` binary). Each live epoch is a generation (generation = epoch + 1).
+ * (a local `envoy` binary) or in another one (RemoteRestarter: the Envoy container of docker
+ * compose). Each live epoch is a generation (generation = epoch + 1).
  *
  * Sessions/connections come from the admin API (`http.<prefix>.downstream_rq_active`: each
  * WebSocket session is one long-lived request; `http.<prefix>.downstream_cx_active`). Only the
@@ -528,16 +535,16 @@ export interface EnvoyHotRestartOptions {
  */
 export class EnvoyHotRestart implements HotRestartEngine {
   readonly engine = 'envoy' as const;
-  readonly restarter: EnvoyRestarter;
+  readonly source: EpochSource;
   readonly #opts: EnvoyHotRestartOptions;
 
-  constructor(restarter: EnvoyRestarter, options: EnvoyHotRestartOptions = {}) {
-    this.restarter = restarter;
+  constructor(source: EpochSource, options: EnvoyHotRestartOptions = {}) {
+    this.source = source;
     this.#opts = options;
   }
 
   restart(): Promise<EnvoyRestartResult> {
-    return this.restarter.restart();
+    return this.source.restart();
   }
 
   /** Active sessions and connections over every live epoch, or null without a reachable admin API. */
@@ -556,7 +563,7 @@ export class EnvoyHotRestart implements HotRestartEngine {
   }
 
   async generations(): Promise<EnvoyGeneration[]> {
-    const live = this.restarter.epochs();
+    const live = await this.source.epochs();
     const totals = live.length === 1 ? await this.adminTotals() : null;
     return live.map((e) => ({
       generation: e.epoch + 1,

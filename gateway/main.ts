@@ -1,10 +1,12 @@
-// `npm start`: 3 backends + HAProxy front on 127.0.0.1:8080, until Ctrl-C / SIGTERM.
+// `npm start`: 3 backends + HAProxy front on 127.0.0.1:8080 and the control plane, until Ctrl-C / SIGTERM.
+// `npm start -- --front envoy`: the same with Envoy in front (a local binary, or docker compose's).
 import { gatewaySchema, loadConfig, type GatewayConfig } from '../lib/config.js';
 import { GatewayError } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
 import { isLoopbackHost } from '../lib/loopback.js';
 import { adminTokenFile } from './admin-token.js';
-import { startEnvoyFrontStack } from './envoy-front.js';
+import { startEnvoyStack } from './envoy-stack.js';
+import type { HotRestartEngine } from './hot-restart.js';
 import { startStack } from './stack.js';
 import { createWebRoutes, webOptionsFromConfig } from './web.js';
 
@@ -23,20 +25,8 @@ try {
       `invalid config field "host": refusing to serve ${config.host} (not loopback) without handshake auth; set JWT_SECRET (--jwt-secret), or pass --insecure to do it anyway`,
     );
   }
-  if (front === 'envoy') {
-    const envoy = await startEnvoyFrontStack(config, log);
-    process.stdout.write(
-      `\nready: front ${envoy.frontUrl}  (Envoy, envoy/envoy-static.yaml; HTTP/1.1 Upgrade and h2c RFC 8441 on one port)\n` +
-        `       envoy admin ${envoy.adminUrl}   backends ${envoy.backends.map((b) => `${b.id}=${b.url}`).join('  ')}\n` +
-        `       SIGHUP: hot restart (new Envoy epoch)   stop: Ctrl-C\n\n`,
-    );
-    const stopEnvoy = () => void envoy.stop().then(() => process.exit(0));
-    process.once('SIGINT', stopEnvoy);
-    process.once('SIGTERM', stopEnvoy);
-    process.on('SIGHUP', () => void envoy.restarter.restart().catch((err: Error) => log.error({ err: err.message }, 'hot restart refused')));
-  } else {
-    await runHaproxyStack(config);
-  }
+  if (front === 'envoy') await runEnvoyStack(config);
+  else await runHaproxyStack(config);
 } catch (err) {
   log.fatal({ code: (err as GatewayError).code }, err instanceof GatewayError ? err.message : String((err as Error)?.stack ?? err));
   process.exitCode = 1;
@@ -61,24 +51,44 @@ async function runHaproxyStack(config: GatewayConfig): Promise<void> {
       '',
     ].join('\n'),
   );
+  handleSignals(stack.hotRestart, (r) => stack.admin.publish('hot-restart', r), () => web.close().then(() => stack.stop()));
+}
+
+async function runEnvoyStack(config: GatewayConfig): Promise<void> {
+  const web = createWebRoutes(webOptionsFromConfig(config));
+  const stack = await startEnvoyStack(config, { log, extraRoutes: web });
+  const how = stack.restarter
+    ? `local envoy under the hot-restart orchestrator (epochs, base id ${config.envoyAdminPort})`
+    : `restarter at ${config.envoyRestarterUrl}`;
+  process.stdout.write(
+    [
+      '',
+      `ready: front ${stack.frontUrl}  (Envoy over xDS: envoy/envoy.yaml; HTTP/1.1 Upgrade and h2c RFC 8441 on one port)`,
+      `       envoy   admin ${stack.envoyAdminUrl}  ${how}`,
+      `       xds     grpc://${stack.plane.xds.host}:${stack.plane.xds.port}  (ADS; GET ${stack.adminUrl}/xds shows versions sent / ACKed)`,
+      `       admin   ${stack.adminUrl}/endpoints  (npm run endpoints -- list; token in ${config.adminToken ? 'ADMIN_TOKEN' : adminTokenFile(config.stateDir)})`,
+      `       web     ${stack.adminUrl}/dashboard  (first visit: ?token=<admin token>)`,
+      `       backends ${stack.registry.list().map((e) => `${e.id}=${e.host}:${e.port}`).join('  ')}${config.manageBackends ? '' : '  (not started here)'}`,
+      `       hot restart: POST ${stack.adminUrl}/hot-restart, npm run hot-restart, or SIGHUP   stop: Ctrl-C`,
+      '',
+    ].join('\n'),
+  );
+  handleSignals(stack.hotRestart, (r) => stack.plane.admin.publish('hot-restart', r), () => web.close().then(() => stack.stop()));
+}
+
+/** SIGINT/SIGTERM: stop once; SIGHUP: hot restart of the front (as Envoy's restarter and HAProxy's master do). */
+function handleSignals(hotRestart: HotRestartEngine, published: (r: unknown) => void, stopAll: () => Promise<void>): void {
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, 'stopping: draining backends, then HAProxy');
-    void web
-      .close()
-      .then(() => stack.stop())
-      .then(() => process.exit(0));
+    log.info({ signal }, 'stopping: control plane, then backends (they close sessions with 1001), then the front');
+    void stopAll().then(() => process.exit(0));
   };
   process.on('SIGINT', () => stop('SIGINT'));
-  // SIGHUP = hot restart of the front, as with Envoy's restarter and HAProxy's master.
+  process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGHUP', () => {
     log.info('SIGHUP: hot restart');
-    stack.hotRestart.restart().then(
-      (r) => stack.admin.publish('hot-restart', r),
-      (err: Error) => log.error({ err: err.message }, 'hot restart refused'),
-    );
+    hotRestart.restart().then(published, (err: Error) => log.error({ err: err.message }, 'hot restart refused'));
   });
-  process.on('SIGTERM', () => stop('SIGTERM'));
 }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { createInterface } from 'node:readline';
@@ -130,8 +131,18 @@ export async function assertPortFree(host: string, port: number, who: string): P
   });
 }
 
-/** A port the OS considers free right now (for tests and ephemeral stacks). */
+/**
+ * A port the OS considers free right now (for tests and ephemeral stacks). It is picked below the
+ * kernel's range for outgoing connections (ip_local_port_range, 32768+ by default), not by
+ * listen(0): listen(0) draws from that same range, so a test opening thousands of client
+ * connections could take the "free" port before the stack binds it.
+ */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
+  const [low, high] = listenPortRange();
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = low + Math.floor(Math.random() * (high - low + 1));
+    if (await canListen(host, port)) return port;
+  }
   return new Promise((resolve, reject) => {
     const probe = net.createServer();
     probe.once('error', reject);
@@ -139,6 +150,25 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
       const { port } = probe.address() as net.AddressInfo;
       probe.close(() => resolve(port));
     });
+  });
+}
+
+/** Ports for freePort: from 20000 up to just below the outgoing-connection range (and above every default port). */
+function listenPortRange(): [number, number] {
+  let outgoingLow = 32768;
+  try {
+    outgoingLow = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || outgoingLow;
+  } catch {
+    // not Linux: keep the default
+  }
+  return outgoingLow > 21_000 ? [20_000, outgoingLow - 1] : [outgoingLow + 10_000, 65_000];
+}
+
+function canListen(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.createServer();
+    probe.once('error', () => resolve(false));
+    probe.listen(port, host, () => probe.close(() => resolve(true)));
   });
 }
 

@@ -15,6 +15,11 @@ const portList = z.preprocess(
   z.array(port).min(1),
 );
 const loopbackOrAny = z.string().min(1);
+const flag = z.preprocess((v) => {
+  if (typeof v !== 'string') return v;
+  const known: Record<string, boolean> = { true: true, false: false, yes: true, no: false, '1': true, '0': false };
+  return known[v.toLowerCase()] ?? v;
+}, z.boolean({ error: 'must be true or false' }));
 
 const nonNegativeInt = z.coerce.number().int().min(0);
 const stringList = z.preprocess(
@@ -72,6 +77,12 @@ export const gatewaySchema = z.object({
   envoyAdminPort: port.default(9901),
   haproxyStatsPort: port.default(8404),
   backendPorts: portList.default([9101, 9102, 9103]),
+  /** Start the backends on backendPorts as child processes. false: they run elsewhere (docker compose:
+   *  a container each) and the gateway only registers, health-checks and drains them. */
+  manageBackends: flag.default(true),
+  /** `--front envoy`: the control API of an Envoy restarter in another process or container (docker
+   *  compose: http://127.0.0.1:9902). Unset: run a local `envoy` binary under an in-process restarter. */
+  envoyRestarterUrl: z.url().optional(),
   /** Working files: rendered HAProxy config, sockets, pid files. */
   stateDir: z.string().min(1).default('.gateway'),
   haproxyBin: z.string().min(1).default('haproxy'),

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBackendProcess, type BackendProcess } from '../gateway/stack.js';
+import { startBackendProcess, type BackendProcess } from '../gateway/backend-process.js';
 import { freePort } from '../gateway/supervisor.js';
 import { createWebRoutes, EXPLAINERS, type WebRoutes } from '../gateway/web.js';
 import { renderMarkdown } from '../gateway/web-markdown.js';

@@ -22,6 +22,13 @@ describe('config', () => {
     expect(() => loadConfig(backendSchema, ['--id', 'has space'], {})).toThrow(ConfigError);
     expect(() => loadConfig(backendSchema, [], {})).toThrow(/"id"/);
   });
+  it('reads true/false switches as words, not as "any non-empty string is true"', () => {
+    expect(loadConfig(gatewaySchema, ['--manage-backends', 'false'], {}).config.manageBackends).toBe(false);
+    expect(loadConfig(gatewaySchema, [], { MANAGE_BACKENDS: 'no' }).config.manageBackends).toBe(false);
+    expect(loadConfig(gatewaySchema, [], {}).config.manageBackends).toBe(true);
+    expect(() => loadConfig(gatewaySchema, ['--manage-backends', 'nope'], {})).toThrow(/"manageBackends": must be true or false.*--manage-backends="nope"/);
+    expect(() => loadConfig(gatewaySchema, [], { ENVOY_RESTARTER_URL: 'not a url' })).toThrow(/"envoyRestarterUrl".*env ENVOY_RESTARTER_URL/);
+  });
   it('rejects unknown flags instead of ignoring a typo', () => {
     expect(() => loadConfig(gatewaySchema, ['--frontport', '1'], {})).toThrow(/argv/);
   });

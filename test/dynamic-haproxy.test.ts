@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MuxClient } from '../client/index.js';
 import { SequencedEcho } from '../client/sequenced-echo.js';
-import { startBackendProcess, type BackendProcess } from '../gateway/stack.js';
+import { startBackendProcess, type BackendProcess } from '../gateway/backend-process.js';
 import { freePort } from '../gateway/supervisor.js';
 import { logger } from '../lib/log.js';
 import { countBy, startTestStack, waitUntil } from './helpers/stack.js';
@@ -76,8 +76,14 @@ describe('dynamic endpoints on a real HAProxy', () => {
       expect(others.every((t) => t.closeCode === undefined)).toBe(true);
       const totals = load.totals();
       expect(totals.outOfOrder).toBe(0);
-      expect(totals.lost).toBe(0);
       expect(totals.inFlight).toBe(0);
+      // A server-initiated close cannot answer what the client sent before the close frame reached it:
+      // the echo in flight at the 1001 (at most one per session here) is not echoed, and the client
+      // knows exactly which one (sent − echoed). On a loaded machine that is most b1 sessions; on any
+      // session the server did not close, nothing may be missing.
+      expect(onB1.every((t) => t.lostAtClose <= 1)).toBe(true);
+      expect(totals.lost).toBe(onB1.reduce((n, t) => n + t.lostAtClose, 0));
+      expect(others.reduce((n, t) => n + t.sent - t.echoed, 0)).toBe(0);
       expect(stack.registry.get('b1').state).toBe('draining');
     } finally {
       load.stop();

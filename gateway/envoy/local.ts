@@ -5,11 +5,13 @@ import { parse, stringify } from 'yaml';
 import { MissingToolError } from '../../lib/errors.js';
 import { findEnvoyBinary } from './validate.js';
 
-// A local Envoy front from envoy/envoy-static.yaml, for users with an `envoy` binary (and for the
-// any-front tests wherever one exists): the same file, with the front, admin and backend ports of
-// this run patched in, validated against the protos like every other Envoy config.
+// A local Envoy front for users with an `envoy` binary (and for the any-front tests wherever one
+// exists): envoy/envoy-static.yaml or envoy/envoy.yaml (ADS), the same files, with the ports of this
+// run patched in; the tests validate the rendered files against the protos like every other config.
 
-const STATIC = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'envoy', 'envoy-static.yaml');
+const ENVOY_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'envoy');
+const STATIC = path.join(ENVOY_DIR, 'envoy-static.yaml');
+const ADS = path.join(ENVOY_DIR, 'envoy.yaml');
 export const ENVOY_INSTALL_HINT = 'no `envoy` binary on PATH: run the Envoy stack with `docker compose up` (see docs/envoy.md), or install Envoy (https://www.envoyproxy.io/docs/envoy/latest/start/install)';
 
 export function requireEnvoy(): string {
@@ -38,5 +40,25 @@ export function renderStaticEnvoyConfig(ports: LocalEnvoyPorts, dir: string): st
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, 'envoy-local.yaml');
   writeFileSync(file, `# Rendered from envoy/envoy-static.yaml with this run's ports.\n${stringify(doc)}`);
+  return file;
+}
+
+export interface LocalAdsPorts {
+  adminHost: string;
+  adminPort: number;
+  /** The gateway's xDS server. */
+  xdsHost: string;
+  xdsPort: number;
+}
+
+/** envoy.yaml (listeners and clusters over ADS) pointed at this run's xDS server; returns the rendered file. */
+export function renderAdsEnvoyConfig(ports: LocalAdsPorts, dir: string): string {
+  const doc = parse(readFileSync(ADS, 'utf8')) as any;
+  doc.admin.address.socket_address = { address: ports.adminHost, port_value: ports.adminPort };
+  const xds = doc.static_resources.clusters.find((c: any) => c.name === 'xds_cluster');
+  xds.load_assignment.endpoints = [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: ports.xdsHost, port_value: ports.xdsPort } } } }] }];
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, 'envoy-local-ads.yaml');
+  writeFileSync(file, `# Rendered from envoy/envoy.yaml with this run's ports.\n${stringify(doc)}`);
   return file;
 }

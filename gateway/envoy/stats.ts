@@ -62,3 +62,12 @@ export async function readEnvoyFrontCounts(adminUrl: string, statPrefix = 'front
   const stats = await readAdminStats(adminUrl, `^(http\\.${statPrefix}\\.downstream_|cluster\\.${cluster}\\.upstream_cx_active$)`);
   return envoyFrontCounts(stats, statPrefix, cluster);
 }
+
+/** Envoy's version from admin `/server_info` (e.g. `<sha>/1.31.10/Clean/RELEASE/BoringSSL` → `1.31.10`). */
+export async function readEnvoyVersion(adminUrl: string, fetchTimeoutMs = 1_000): Promise<string> {
+  const url = new URL('/server_info', adminUrl);
+  const res = await fetch(url, { signal: AbortSignal.timeout(fetchTimeoutMs) });
+  if (!res.ok) throw new EnvoyAdminError(url.href, `HTTP ${res.status}`);
+  const version = String(((await res.json()) as { version?: unknown }).version ?? '');
+  return version.split('/')[1] ?? version;
+}

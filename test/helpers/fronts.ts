@@ -4,7 +4,7 @@ import path from 'node:path';
 import { readEnvoyFrontCounts } from '../../gateway/envoy/stats.js';
 import { renderStaticEnvoyConfig } from '../../gateway/envoy/local.js';
 import { findEnvoyBinary } from '../../gateway/envoy/validate.js';
-import { startBackendProcess, type BackendProcess } from '../../gateway/stack.js';
+import { startBackendProcess, type BackendProcess } from '../../gateway/backend-process.js';
 import { canConnect, freePort, Supervised, waitFor } from '../../gateway/supervisor.js';
 import { defaults, gatewaySchema } from '../../lib/config.js';
 import { logger } from '../../lib/log.js';

@@ -1,0 +1,61 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import { BACKEND_FIELDS, kebab, type GatewayConfig } from '../lib/config.js';
+import { assertPortFree, Supervised, waitFor } from './supervisor.js';
+
+// A backend (`backend/main.ts`) as a child process of the gateway, the bench or a test, with every
+// backend setting the gateway has passed down as flags.
+
+const BACKEND_MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'backend', 'main.ts');
+
+export interface BackendProcess {
+  id: string;
+  host: string;
+  port: number;
+  process: Supervised;
+  url: string;
+}
+
+export function backendId(index: number): string {
+  return `b${index + 1}`;
+}
+
+async function healthy(url: string): Promise<boolean> {
+  const res = await fetch(`${url}/healthz`);
+  return res.ok;
+}
+
+export async function startBackendProcess(
+  config: GatewayConfig,
+  id: string,
+  port: number,
+  log: Logger,
+  output: 'inherit' | 'lines',
+  redisUrl?: string,
+): Promise<BackendProcess> {
+  await assertPortFree(config.host, port, `backend ${id}`);
+  const childLog = log.child({ backend: id });
+  const proc = new Supervised({
+    name: `backend ${id}`,
+    command: process.execPath,
+    args: [
+      '--import', 'tsx', BACKEND_MAIN,
+      '--id', id, '--port', String(port), '--host', config.host,
+      // Every backend setting the gateway has (limits, auth, ...) goes down as a flag.
+      ...BACKEND_FIELDS.flatMap((key) => {
+        const value = config[key];
+        if (value === undefined || (Array.isArray(value) && value.length === 0)) return [];
+        return [`--${kebab(key)}`, Array.isArray(value) ? value.join(',') : String(value)];
+      }),
+      ...(redisUrl ? ['--redis-url', redisUrl] : []),
+    ],
+    log: childLog,
+    output,
+    onStdoutLine: (line) => childLog.debug({ child: line }),
+    onStderrLine: (line) => childLog.warn({ child: line }),
+  });
+  const url = `http://${config.host}:${port}`;
+  await proc.whileRunning(waitFor(`backend ${id} /healthz`, () => healthy(url), 15_000, 100));
+  return { id, host: config.host, port, process: proc, url };
+}

@@ -1,0 +1,107 @@
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { GatewayConfig } from '../lib/config.js';
+import { MissingToolError } from '../lib/errors.js';
+import { dialHost } from '../lib/loopback.js';
+import { ensureAdminToken } from './admin-token.js';
+import { startAdminApi, type AdminDeps, type AdminServer } from './admin-api.js';
+import { backendId } from './backend-process.js';
+import { DrainController } from './drain.js';
+import { HealthChecker } from './health.js';
+import type { HotRestartEngine } from './hot-restart.js';
+import { startLocalRedis } from './redis.js';
+import { EndpointRegistry } from './registry.js';
+import { assertPortFree } from './supervisor.js';
+import { startXdsServer, type XdsServer } from './xds/index.js';
+import type { FrontOptions } from './xds/resources.js';
+
+// The front-independent half of the gateway, the same whichever proxy runs in front: the endpoint
+// registry, health checks, drain, the xDS server (Envoy follows the registry through it), and the
+// admin API. The HAProxy stack (stack.ts) and the Envoy stack (envoy-stack.ts) each add their front.
+
+/** The registry, seeded with the configured backend ports (kept across restarts in the state file). */
+export function openRegistry(config: GatewayConfig): EndpointRegistry {
+  return new EndpointRegistry({
+    stateFile: path.join(path.resolve(config.stateDir), 'registry.json'),
+    // A gateway listening on 0.0.0.0 still reaches its backends on loopback.
+    seed: config.backendPorts.map((port, i) => ({ id: backendId(i), host: dialHost(config.host), port })),
+  });
+}
+
+/**
+ * The Redis URL the backends share for rooms: the configured one, else a local redis-server this
+ * gateway starts (stopped by `stop`), else none (rooms then stay per backend; said in the log).
+ */
+export async function startRoomBus(config: GatewayConfig, log: Logger): Promise<{ redisUrl: string | undefined; stop(): Promise<void> }> {
+  if (config.roomBus !== 'redis') return { redisUrl: undefined, stop: async () => {} };
+  if (config.redisUrl) return { redisUrl: config.redisUrl, stop: async () => {} };
+  try {
+    const redis = await startLocalRedis({ host: dialHost(config.host), port: config.redisPort, dir: path.join(config.stateDir, 'redis') });
+    return { redisUrl: redis.url, stop: () => redis.stop() };
+  } catch (err) {
+    if (!(err instanceof MissingToolError)) throw err;
+    log.warn(`${err.message}. Rooms will NOT span backends until then (each backend keeps its own).`);
+    return { redisUrl: undefined, stop: async () => {} };
+  }
+}
+
+export interface ControlPlane {
+  health: HealthChecker;
+  drain: DrainController;
+  xds: XdsServer;
+  admin: AdminServer;
+  /** The admin API with the admin token attached. */
+  adminFetch(path: string, init?: RequestInit): Promise<Response>;
+  stop(): Promise<void>;
+}
+
+export interface ControlPlaneOptions {
+  hotRestart: HotRestartEngine;
+  front: AdminDeps['front'];
+  extraRoutes?: AdminDeps['extraRoutes'];
+  /** Where the xDS server tells an Envoy front to listen. */
+  xdsFront?: Partial<FrontOptions>;
+}
+
+export async function startControlPlane(config: GatewayConfig, registry: EndpointRegistry, options: ControlPlaneOptions): Promise<ControlPlane> {
+  const stops: Array<() => Promise<void> | void> = [];
+  const stop = async () => {
+    for (const s of stops.reverse()) await s();
+    stops.length = 0;
+  };
+  try {
+    await assertPortFree(config.host, config.adminPort, 'admin API');
+    const health = new HealthChecker(registry, {
+      intervalMs: config.healthIntervalMs,
+      timeoutMs: config.healthTimeoutMs,
+      fall: config.healthFall,
+      rise: config.healthRise,
+    });
+    health.start();
+    stops.push(() => health.stop());
+    const drain = new DrainController(registry, health, { deadlineMs: config.drainDeadlineMs, pollMs: 250, closeGraceMs: 5_000 });
+    drain.resume();
+    stops.push(() => drain.stop());
+    const xds = await startXdsServer({ registry, host: config.host, port: config.xdsPort, front: options.xdsFront });
+    stops.push(() => xds.close());
+    const token = ensureAdminToken(config.stateDir, config.adminToken);
+    const admin = await startAdminApi(
+      { token, registry, drain, health, hotRestart: options.hotRestart, xds, front: options.front, extraRoutes: options.extraRoutes },
+      config.host,
+      config.adminPort,
+    );
+    stops.push(() => admin.close());
+    return {
+      health,
+      drain,
+      xds,
+      admin,
+      adminFetch: (p, init = {}) =>
+        fetch(`${admin.url}${p}`, { ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${token}` } }),
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

@@ -1,0 +1,107 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { GatewayError } from '../lib/errors.js';
+import { logger } from '../lib/log.js';
+import { isLoopbackHost } from '../lib/loopback.js';
+import type { EnvoyRestarter, EnvoyRestartResult, LiveEpoch } from './envoy-restarter.js';
+import type { EpochSource } from './envoy-restarter.js';
+
+// The Envoy restarter's control API: how a gateway in ANOTHER process asks for a hot restart. In
+// docker compose the restarter is the Envoy container's entrypoint and the gateway is a second
+// container in the same network namespace, so a signal cannot cross; a loopback HTTP call can.
+//
+//   POST /restart   start the next epoch; 200 with the result once it is ready,
+//                   409 {error: {code, message}} when it is refused (config rejected, stopping, ...)
+//   GET  /epochs    {epochs: LiveEpoch[]}, oldest first
+//   GET  /healthz
+//
+// It binds loopback only: whoever can reach it can restart Envoy, and in the compose pod only the
+// pod's own containers share that loopback.
+
+export class RestarterControlError extends GatewayError {}
+
+export interface RestarterControl {
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startRestarterControl(
+  restarter: Pick<EnvoyRestarter, 'restart' | 'epochs'>,
+  options: { host?: string; port: number; log?: Logger },
+): Promise<RestarterControl> {
+  const host = options.host ?? '127.0.0.1';
+  const log = options.log ?? logger('envoy-restarter');
+  if (!isLoopbackHost(host)) {
+    throw new RestarterControlError('GW_ERR_CONFIG', `invalid config field "controlHost": the restart control API binds loopback only, got ${host}`);
+  }
+  const server = http.createServer((req, res) => {
+    const send = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body) + '\n');
+    };
+    const path = new URL(req.url ?? '/', 'http://control').pathname;
+    if (req.method === 'GET' && path === '/healthz') return send(200, { ok: true });
+    if (req.method === 'GET' && path === '/epochs') return send(200, { epochs: restarter.epochs() });
+    if (req.method === 'POST' && path === '/restart') {
+      log.info('hot restart requested over the control API');
+      restarter.restart().then(
+        (result) => send(200, result),
+        (err: unknown) => {
+          const code = err instanceof GatewayError ? err.code : 'GW_ERR_INTERNAL';
+          log.error({ code, err: (err as Error).message }, 'hot restart failed');
+          send(409, { error: { code, message: (err as Error).message } });
+        },
+      );
+      return;
+    }
+    send(404, { error: { code: 'GW_ERR_NOT_FOUND', message: `no route ${req.method} ${path}` } });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, host, () => resolve());
+  });
+  const url = `http://${host}:${(server.address() as AddressInfo).port}`;
+  log.info({ url }, 'restart control API listening');
+  return {
+    url,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+/** The restarter behind a control API, as an EpochSource for EnvoyHotRestart (the gateway side). */
+export class RemoteRestarter implements EpochSource {
+  readonly url: string;
+  readonly #restartTimeoutMs: number;
+
+  /** `restartTimeoutMs` must exceed the restarter's own readiness timeout (default 60 s). */
+  constructor(url: string, options: { restartTimeoutMs?: number } = {}) {
+    this.url = url.replace(/\/$/, '');
+    this.#restartTimeoutMs = options.restartTimeoutMs ?? 90_000;
+  }
+
+  async restart(): Promise<EnvoyRestartResult> {
+    return (await this.#call('POST', '/restart', this.#restartTimeoutMs)) as EnvoyRestartResult;
+  }
+
+  async epochs(): Promise<LiveEpoch[]> {
+    return ((await this.#call('GET', '/epochs', 2_000)) as { epochs: LiveEpoch[] }).epochs;
+  }
+
+  async #call(method: string, path: string, timeoutMs: number): Promise<unknown> {
+    let res: Response;
+    try {
+      res = await fetch(`${this.url}${path}`, { method, signal: AbortSignal.timeout(timeoutMs) });
+    } catch (err) {
+      throw new RestarterControlError(
+        'GW_ERR_RESTARTER_UNREACHABLE',
+        `the Envoy restarter's control API at ${this.url} did not answer ${method} ${path}: ${(err as Error).message} (is the restarter running with --control-port?)`,
+      );
+    }
+    const body = (await res.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };
+    if (!res.ok) {
+      throw new RestarterControlError(body.error?.code ?? 'GW_ERR_RESTARTER', body.error?.message ?? `${method} ${path}: HTTP ${res.status}`);
+    }
+    return body;
+  }
+}

@@ -1,0 +1,130 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { GatewayConfig } from '../lib/config.js';
+import { logger } from '../lib/log.js';
+import { dialHost } from '../lib/loopback.js';
+import type { AdminDeps, FrontCounts } from './admin-api.js';
+import { backendId, startBackendProcess, type BackendProcess } from './backend-process.js';
+import { openRegistry, startControlPlane, startRoomBus, type ControlPlane } from './control-plane.js';
+import { RemoteRestarter } from './envoy-restarter-control.js';
+import { adminReadiness, EnvoyHotRestart, EnvoyRestarter } from './envoy-restarter.js';
+import { renderAdsEnvoyConfig, requireEnvoy } from './envoy/local.js';
+import { readEnvoyFrontCounts, readEnvoyVersion } from './envoy/stats.js';
+import type { EndpointRegistry } from './registry.js';
+import { assertPortFree } from './supervisor.js';
+
+// `npm start -- --front envoy`: the gateway with Envoy in front instead of HAProxy. The control plane
+// is the same (registry, health, drain, admin API, dashboard); Envoy follows the registry over xDS
+// (envoy/envoy.yaml, ADS) and hot restarts go through the Envoy restarter:
+//   - local: an `envoy` binary on PATH, run by an EnvoyRestarter in this process (epochs, SIGHUP);
+//   - remote (--envoy-restarter-url): the restarter is another process, e.g. the Envoy container of
+//     docker compose, reached over its loopback control API; the backends are containers too
+//     (--manage-backends false).
+
+export interface EnvoyStack {
+  config: GatewayConfig;
+  frontUrl: string;
+  envoyAdminUrl: string;
+  adminUrl: string;
+  registry: EndpointRegistry;
+  plane: ControlPlane;
+  hotRestart: EnvoyHotRestart;
+  /** The in-process restarter (local mode only). */
+  restarter: EnvoyRestarter | undefined;
+  /** Backend processes this gateway started (none with manageBackends=false). */
+  backends: BackendProcess[];
+  redisUrl: string | undefined;
+  stop(): Promise<void>;
+}
+
+export async function startEnvoyStack(
+  config: GatewayConfig,
+  options: { log?: Logger; childOutput?: 'inherit' | 'lines'; extraRoutes?: AdminDeps['extraRoutes'] } = {},
+): Promise<EnvoyStack> {
+  const log = options.log ?? logger('gateway');
+  // Fail before anything starts when there is neither a remote restarter nor a local binary.
+  const envoyBin = config.envoyRestarterUrl ? undefined : requireEnvoy();
+  const cleanups: Array<() => Promise<void> | void> = [];
+  const stop = async () => {
+    // Control plane first, then the backends (their 1001 closes reach clients through Envoy), Envoy last.
+    for (const cleanup of cleanups.reverse()) await cleanup();
+    cleanups.length = 0;
+  };
+
+  try {
+    await assertPortFree(config.host, config.adminPort, 'admin API');
+    const registry = openRegistry(config);
+    const envoyAdminUrl = `http://${dialHost(config.host)}:${config.envoyAdminPort}`;
+
+    let restarter: EnvoyRestarter | undefined;
+    if (envoyBin) {
+      const dir = path.join(path.resolve(config.stateDir), 'envoy');
+      mkdirSync(dir, { recursive: true });
+      const file = renderAdsEnvoyConfig(
+        { adminHost: config.host, adminPort: config.envoyAdminPort, xdsHost: dialHost(config.host), xdsPort: config.xdsPort },
+        dir,
+      );
+      restarter = new EnvoyRestarter({
+        envoyBin,
+        args: ['-c', file],
+        // One base id per admin port, so two local stacks (tests) keep their shared memory apart.
+        baseId: config.envoyAdminPort,
+        drainTimeS: 20,
+        parentShutdownTimeS: config.hardStopAfterS,
+        isReady: adminReadiness(envoyAdminUrl),
+        log: logger('envoy-restarter'),
+      });
+      cleanups.push(() => restarter!.stop().then(() => undefined));
+    }
+
+    const backends: BackendProcess[] = [];
+    let redisUrl = config.redisUrl;
+    if (config.manageBackends) {
+      const bus = await startRoomBus(config, log);
+      cleanups.push(() => bus.stop());
+      redisUrl = bus.redisUrl;
+      cleanups.push(() => Promise.all(backends.map((b) => b.process.stop(config.drainTimeoutMs + 2_000))).then(() => undefined));
+      backends.push(
+        ...(await Promise.all(
+          config.backendPorts.map((port, i) => startBackendProcess(config, backendId(i), port, log, options.childOutput ?? 'inherit', redisUrl)),
+        )),
+      );
+    }
+
+    const hotRestart = new EnvoyHotRestart(restarter ?? new RemoteRestarter(config.envoyRestarterUrl!), { adminUrl: envoyAdminUrl });
+    let version: string | undefined;
+    const front = async (): Promise<FrontCounts> => {
+      version ??= await readEnvoyVersion(envoyAdminUrl).catch(() => undefined);
+      return { ...(await readEnvoyFrontCounts(envoyAdminUrl)), version: version ?? 'unknown' };
+    };
+    const plane = await startControlPlane(config, registry, {
+      hotRestart,
+      front,
+      extraRoutes: options.extraRoutes,
+      xdsFront: { address: config.host, port: config.frontPort, maxConcurrentStreams: config.h2MaxConcurrentStreams },
+    });
+    cleanups.push(() => plane.stop());
+
+    // Envoy waits for its first listener and cluster from the xDS server before it is LIVE, so the
+    // server must be up first.
+    if (restarter) await restarter.start();
+
+    return {
+      config,
+      frontUrl: `http://${dialHost(config.host)}:${config.frontPort}`,
+      envoyAdminUrl,
+      adminUrl: plane.admin.url,
+      registry,
+      plane,
+      hotRestart,
+      restarter,
+      backends,
+      redisUrl,
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

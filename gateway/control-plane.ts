@@ -59,8 +59,8 @@ export interface ControlPlaneOptions {
   hotRestart: HotRestartEngine;
   front: AdminDeps['front'];
   extraRoutes?: AdminDeps['extraRoutes'];
-  /** Where the xDS server tells an Envoy front to listen. */
-  xdsFront?: Partial<FrontOptions>;
+  /** Where the xDS server tells an Envoy front to listen (balancing and upstream protocol come from the config). */
+  xdsFront?: Pick<FrontOptions, 'address' | 'port'>;
 }
 
 export async function startControlPlane(config: GatewayConfig, registry: EndpointRegistry, options: ControlPlaneOptions): Promise<ControlPlane> {
@@ -82,7 +82,13 @@ export async function startControlPlane(config: GatewayConfig, registry: Endpoin
     const drain = new DrainController(registry, health, { deadlineMs: config.drainDeadlineMs, pollMs: 250, closeGraceMs: 5_000 });
     drain.resume();
     stops.push(() => drain.stop());
-    const xds = await startXdsServer({ registry, host: config.host, port: config.xdsPort, front: options.xdsFront });
+    const xds = await startXdsServer({
+      registry,
+      host: config.host,
+      port: config.xdsPort,
+      // The same balancing and upstream protocol as HAProxy is given, so either front behaves alike.
+      front: { maxConcurrentStreams: config.h2MaxConcurrentStreams, balance: config.balance, upstreamProtocol: config.upstreamProtocol, ...options.xdsFront },
+    });
     stops.push(() => xds.close());
     const token = ensureAdminToken(config.stateDir, config.adminToken);
     const admin = await startAdminApi(

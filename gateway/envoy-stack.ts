@@ -102,7 +102,7 @@ export async function startEnvoyStack(
       hotRestart,
       front,
       extraRoutes: options.extraRoutes,
-      xdsFront: { address: config.host, port: config.frontPort, maxConcurrentStreams: config.h2MaxConcurrentStreams },
+      xdsFront: { address: config.host, port: config.frontPort },
     });
     cleanups.push(() => plane.stop());
 

@@ -589,6 +589,30 @@ describe('consistency with the Envoy front config (envoy/)', () => {
     expect(xc).toEqual(sc);
   });
 
+  // --balance room and --upstream-protocol h2 over xDS are the static sticky and h2-upstream variants.
+  it.each([
+    ['envoy-static-sticky.yaml', { balance: 'room' as const }],
+    ['envoy-static-h2-upstream.yaml', { upstreamProtocol: 'h2' as const }],
+  ])('with %s’s setting, the xDS route and cluster equal that file’s, and pass the proto check', async (file, setting) => {
+    const v = await import('../gateway/envoy/validate.js');
+    const doc = parseYaml(fs.readFileSync(path.join(ROOT, 'envoy', file), 'utf8')) as { static_resources: { listeners: JsonObject[]; clusters: JsonObject[] } };
+    const o = { ...R.DEFAULT_RESOURCE_OPTIONS, front: { ...R.DEFAULT_FRONT, ...setting } };
+    const sl = doc.static_resources.listeners.find((l) => l.name === o.front.listenerName)!;
+    const staticHcm = (sl.filter_chains as Array<{ filters: Array<{ typed_config: JsonObject }> }>)[0]!.filters[0]!.typed_config;
+    expect(R.frontRouteConfiguration(o)).toEqual(staticHcm.route_config);
+    const sc = structuredClone(doc.static_resources.clusters.find((x) => x.name === o.cluster)!);
+    const xc = structuredClone(R.cluster(o));
+    for (const k of ['type', 'load_assignment', 'health_checks']) delete sc[k];
+    for (const k of ['type', 'eds_cluster_config']) delete xc[k];
+    expect(xc).toEqual(sc);
+    for (const [type, value] of [
+      ['envoy.config.route.v3.RouteConfiguration', R.frontRouteConfiguration(o)],
+      ['envoy.config.cluster.v3.Cluster', R.cluster(o)],
+    ] as const) {
+      expect(v.validateEnvoyMessage(type, value).errors.map((p) => v.formatProblem(p))).toEqual([]);
+    }
+  });
+
   it.skipIf(!fs.existsSync(path.join(ROOT, 'envoy', 'envoy.yaml')))('envoy/envoy.yaml points ADS at the xDS port and asks for LDS/CDS over ADS', () => {
     const doc = parseYaml(fs.readFileSync(path.join(ROOT, 'envoy', 'envoy.yaml'), 'utf8')) as {
       node?: { id?: string };

@@ -33,6 +33,10 @@ export interface FrontOptions {
   port: number;
   /** SETTINGS_MAX_CONCURRENT_STREAMS Envoy advertises (lib/config.ts h2MaxConcurrentStreams). */
   maxConcurrentStreams: number;
+  /** Per-stream round robin, or sticky-by-room: a consistent hash of the path (lib/config.ts `balance`). */
+  balance: 'roundrobin' | 'room';
+  /** Towards the backends: HTTP/1.1 Upgrade per session, or HTTP/2 extended CONNECT (lib/config.ts `upstreamProtocol`). */
+  upstreamProtocol: 'h1' | 'h2';
 }
 
 export interface ResourceOptions {
@@ -49,6 +53,8 @@ export const DEFAULT_FRONT: FrontOptions = {
   address: '0.0.0.0',
   port: 8080,
   maxConcurrentStreams: 20_000,
+  balance: 'roundrobin',
+  upstreamProtocol: 'h1',
 };
 
 export const DEFAULT_RESOURCE_OPTIONS: ResourceOptions = {
@@ -121,7 +127,15 @@ export function frontRouteConfiguration(o: ResourceOptions): JsonObject {
             match: { prefix: '/' },
             // timeout 0s: a WebSocket's response never completes, so the 15 s default would cut
             // every session; stream_idle_timeout and the PING keepalive bound dead ones instead.
-            route: { cluster: o.cluster, timeout: '0s' },
+            route: {
+              cluster: o.cluster,
+              timeout: '0s',
+              // Sticky-by-room (as envoy/envoy-static-sticky.yaml): hash the path without its query,
+              // so /chat/lobby?since=42 lands where /chat/lobby does.
+              ...(o.front.balance === 'room' && {
+                hash_policy: [{ header: { header_name: ':path', regex_rewrite: { pattern: { regex: '\\?.*' }, substitution: '' } } }],
+              }),
+            },
           },
         ],
       },
@@ -168,15 +182,24 @@ export function cluster(o: ResourceOptions): JsonObject {
     type: 'EDS',
     eds_cluster_config: { eds_config: ADS_SOURCE },
     connect_timeout: '5s',
-    // Per request — per WebSocket stream — round robin, weighted by load_balancing_weight (Envoy).
-    lb_policy: 'ROUND_ROBIN',
+    // Per request — per WebSocket stream — round robin, weighted by load_balancing_weight (Envoy);
+    // or a consistent-hash ring over the route's hash_policy (the same room → the same backend, and
+    // a backend added or lost moves only its share of rooms). A gRPC client has no hash policy on
+    // its route, so under RING_HASH its calls spread at random.
+    lb_policy: o.front.balance === 'room' ? 'RING_HASH' : 'ROUND_ROBIN',
     typed_extension_protocol_options: {
       'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
         '@type': HTTP_PROTOCOL_OPTIONS_TYPE,
-        // Each WebSocket leaves as its own HTTP/1.1 Upgrade towards the backend.
-        explicit_http_config: { http_protocol_options: {} },
+        explicit_http_config:
+          o.front.upstreamProtocol === 'h2'
+            ? // RFC 8441 upstream: many sessions per backend connection (envoy-static-h2-upstream.yaml).
+              { http2_protocol_options: { allow_connect: true, max_concurrent_streams: o.front.maxConcurrentStreams } }
+            : // Each WebSocket leaves as its own HTTP/1.1 Upgrade towards the backend.
+              { http_protocol_options: {} },
       },
     },
+    // Envoy's default ring of 1,024 entries (as in envoy-static-sticky.yaml), said explicitly.
+    ...(o.front.balance === 'room' && { ring_hash_lb_config: { minimum_ring_size: 1024 } }),
     // Envoy's 1,024 defaults would stop an HTTP/1.1 upstream at 1,024 sessions.
     circuit_breakers: {
       thresholds: [{ priority: 'DEFAULT', max_connections: 30000, max_pending_requests: 30000, max_requests: 30000 }],

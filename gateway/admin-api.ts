@@ -33,11 +33,14 @@ import {
 //   GET    /xds                    xDS clients (Envoy, gRPC): versions sent, ACKed, NACKed per type
 //   GET    /front                  client TCP connections vs WebSocket sessions at the proxy
 //   GET    /rooms                  chat presence: room → member → backend, across backends
-//   GET    /events                 Server-Sent Events of registry changes and restarts
+//   GET    /events                 Server-Sent Events of registry changes and restarts: first a
+//                                  `snapshot`, then `history` (the last 100 events), then live ones
 //   GET    /healthz
 // Bad input → 400 naming the field; unknown id → 404; conflicts → 409.
 // Every route but GET /healthz needs the admin token: `Authorization: Bearer <token>`, or the
 // `gw_admin` cookie that a visit to any page with `?token=<token>` sets (for the dashboard).
+
+const HISTORY_LENGTH = 100;
 
 export interface AdminDeps {
   /** Required on every request (see above). */
@@ -89,8 +92,15 @@ export async function startAdminApi(deps: AdminDeps, host: string, port: number)
   const { registry, drain, health } = deps;
   const subscribers = new Set<http.ServerResponse>();
 
+  // The last events, replayed to every new /events subscriber, so a dashboard opened (or reloaded)
+  // after a drain or a hot restart still shows it. Ids let a reconnecting page skip what it has.
+  const history: Array<{ id: number; type: string; at: number; data: unknown }> = [];
+  let lastId = 0;
   const publish = (event: string, data: unknown) => {
-    const frame = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+    const id = ++lastId;
+    history.push({ id, type: event, at: Date.now(), data });
+    if (history.length > HISTORY_LENGTH) history.shift();
+    const frame = `id: ${id}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
     for (const res of subscribers) res.write(frame);
   };
   const onChange = (e: RegistryEvent) => publish('endpoint', e);
@@ -157,6 +167,7 @@ export async function startAdminApi(deps: AdminDeps, host: string, port: number)
     if (url.pathname === '/events' && method === 'GET') {
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
       res.write(`event: snapshot\ndata: ${JSON.stringify(view())}\n\n`);
+      res.write(`event: history\ndata: ${JSON.stringify(history)}\n\n`);
       subscribers.add(res);
       req.once('close', () => subscribers.delete(res));
       return;

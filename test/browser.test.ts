@@ -177,6 +177,12 @@ describe('browser: chat page and dashboard in Chromium, through the front', () =
       expect(shot.bytes).toBeGreaterThan(20_000);
       expect(shot.lumaVariance).toBeGreaterThan(100);
       expect(shot.distinctColours).toBeGreaterThan(20);
+
+      // Reloaded after the fact, the page still lists what happened before it (replayed history), once.
+      await page.reload();
+      await page.locator('[data-testid=events] li[data-type=hot-restart]', { hasText: `generation ${restart.generation}` }).waitFor({ timeout: 3_000 });
+      await page.locator('[data-testid=events] li[data-type=endpoint]', { hasText: 'b4 added' }).waitFor({ timeout: 3_000 });
+      expect(await page.locator('[data-testid=events] li[data-type=hot-restart]', { hasText: `generation ${restart.generation}` }).count()).toBe(1);
     } finally {
       await stack!.web.close();
       await page.close();

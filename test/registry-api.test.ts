@@ -107,8 +107,22 @@ describe('admin API', () => {
     };
     await read(/event: snapshot/);
     await api('PATCH', '/endpoints/b2', { weight: 3 });
-    await read(/event: endpoint\ndata: .*"weight":3/);
+    await read(/id: \d+\nevent: endpoint\ndata: .*"weight":3/);
     await reader.cancel();
+  });
+
+  it('replays the last events to a subscriber that connects later (a dashboard opened after the fact)', async () => {
+    await api('PATCH', '/endpoints/b2', { weight: 5 });
+    const res = await fetch(`${admin.url}/events`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    const reader = res.body!.getReader();
+    let text = '';
+    while (!/event: history\ndata: .*\n\n/.test(text)) text += new TextDecoder().decode((await reader.read()).value);
+    await reader.cancel();
+    const history = JSON.parse(/event: history\ndata: (.*)\n\n/.exec(text)![1]!) as Array<{ id: number; type: string; at: number; data: RegistryEvent }>;
+    const last = history.at(-1)!;
+    expect(last.type).toBe('endpoint');
+    expect(last.data.endpoint).toMatchObject({ id: 'b2', weight: 5 });
+    expect(history.map((h) => h.id)).toEqual([...history.map((h) => h.id)].sort((a, b) => a - b));
   });
 
   it('marks an unreachable endpoint down and brings it back when it answers', async () => {

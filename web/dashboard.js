@@ -4,7 +4,7 @@
 // once a second for the numbers that change without an event.
 
 const $ = (id) => document.getElementById(id);
-const state = { endpoints: new Map(), version: null, generations: [], front: null, load: null, events: [], live: false };
+const state = { endpoints: new Map(), version: null, generations: [], front: null, load: null, events: [], lastEventId: 0, live: false };
 // For tests and the curious.
 window.gwDashboard = state;
 
@@ -51,11 +51,11 @@ function describe(type, data) {
   }
 }
 
-function logEvent(type, text) {
-  state.events.unshift({ type, text, at: new Date() });
+function logEvent(type, text, at = new Date()) {
+  state.events.unshift({ type, text, at });
   state.events.length = Math.min(state.events.length, 50);
   const list = $('events');
-  const li = el('li', { 'data-type': type }, el('time', {}, new Date().toLocaleTimeString('en-GB')), text);
+  const li = el('li', { 'data-type': type }, el('time', {}, at.toLocaleTimeString('en-GB')), text);
   list.prepend(li);
   while (list.children.length > 50) list.lastElementChild.remove();
 }
@@ -74,7 +74,23 @@ function connectEvents() {
     applySnapshot(JSON.parse(e.data));
     logEvent('snapshot', `connected: registry version ${state.version}, ${state.endpoints.size} endpoints`);
   });
+  // Events from before this page (or this reconnect): the gateway replays its last 100; ids say which
+  // of them this page has already shown. The snapshot already holds their effect on the endpoints.
+  source.addEventListener('history', (e) => {
+    for (const past of JSON.parse(e.data)) {
+      if (past.id <= state.lastEventId) continue;
+      state.lastEventId = past.id;
+      logEvent(past.type, describe(past.type, past.data), new Date(past.at));
+    }
+  });
+  const seen = (e) => {
+    const id = Number(e.lastEventId);
+    if (id && id <= state.lastEventId) return true;
+    if (id) state.lastEventId = id;
+    return false;
+  };
   source.addEventListener('endpoint', (e) => {
+    if (seen(e)) return;
     const data = JSON.parse(e.data);
     state.version = data.version;
     if (data.type === 'removed') state.endpoints.delete(data.endpoint.id);
@@ -82,8 +98,9 @@ function connectEvents() {
     renderEndpoints();
     logEvent('endpoint', describe('endpoint', data));
   });
-  source.addEventListener('drained', (e) => logEvent('drained', describe('drained', JSON.parse(e.data))));
+  source.addEventListener('drained', (e) => seen(e) || logEvent('drained', describe('drained', JSON.parse(e.data))));
   source.addEventListener('hot-restart', (e) => {
+    if (seen(e)) return;
     logEvent('hot-restart', describe('hot-restart', JSON.parse(e.data)));
     void refreshGenerations();
   });

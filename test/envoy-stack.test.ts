@@ -8,11 +8,12 @@ import { defaults, gatewaySchema } from '../lib/config.js';
 import { startBackendProcess, type BackendProcess } from '../gateway/backend-process.js';
 import { startEnvoyStack, type EnvoyStack } from '../gateway/envoy-stack.js';
 import { renderAdsEnvoyConfig } from '../gateway/envoy/local.js';
-import { formatProblem, validateEnvoyFile } from '../gateway/envoy/validate.js';
+import { findEnvoyBinary, formatProblem, validateEnvoyFile } from '../gateway/envoy/validate.js';
+import { MuxClient } from '../client/mux-client.js';
 import { freePort, privatePorts } from '../gateway/supervisor.js';
 import { logger } from '../lib/log.js';
 import { AdsTestClient, syncLikeEnvoy } from './helpers/xds-ads-client.js';
-import { waitUntil } from './helpers/stack.js';
+import { echo, waitUntil } from './helpers/stack.js';
 
 // The gateway with `--front envoy` in the docker compose topology: the gateway does not start the
 // backends (--manage-backends false) and hot restarts go to an Envoy restarter in ANOTHER process
@@ -149,4 +150,39 @@ describe('local --front envoy config', () => {
     expect(text).toContain('port_value: 18123');
     expect(text).toContain('port_value: 19901');
   });
+});
+
+// The same gateway with a REAL Envoy, wherever an `envoy` binary is on PATH (or ENVOY_BIN is set).
+const envoyBin = findEnvoyBinary();
+if (!envoyBin) console.warn('[envoy-stack.test] gateway --front envoy with a real local Envoy: skipped: no `envoy` binary on PATH (install Envoy or set ENVOY_BIN)');
+
+describe.skipIf(!envoyBin)('gateway --front envoy with a real local Envoy (xDS, restarter in this process)', () => {
+  it('serves sessions on one connection through Envoy; POST /hot-restart keeps them echoing and new ones open', async () => {
+    const ports = await privatePorts(2);
+    const config = defaults(gatewaySchema, {
+      ...ports,
+      envoyAdminPort: await freePort(),
+      frontTlsPort: 0,
+      stateDir: path.join(dir, 'real-envoy'),
+      adminToken: 'test-token-0123456789',
+      roomBus: 'none',
+      hardStopAfterS: 10,
+    });
+    const real = await startEnvoyStack(config, { childOutput: 'lines' });
+    const mux = new MuxClient(real.frontUrl);
+    try {
+      const sessions = await Promise.all(Array.from({ length: 50 }, () => mux.open('/echo')));
+      expect(new Set(sessions.map((x) => x.backendId)).size).toBe(2);
+      for (const x of sessions) expect(await echo(x.ws, 'before')).toBe('before');
+      const res = await real.plane.adminFetch('/hot-restart', { method: 'POST' });
+      expect(res.status, await res.clone().text()).toBe(200);
+      expect(await res.json()).toMatchObject({ engine: 'envoy', generation: 2, epoch: 1 });
+      for (const x of sessions) expect(await echo(x.ws, 'after')).toBe('after');
+      const fresh = await Promise.all(Array.from({ length: 10 }, () => mux.open('/echo')));
+      for (const x of fresh) expect(await echo(x.ws, 'new')).toBe('new');
+    } finally {
+      await mux.close();
+      await real.stop();
+    }
+  }, 120_000);
 });

@@ -45,6 +45,28 @@ export async function startRoomBus(config: GatewayConfig, log: Logger): Promise<
   }
 }
 
+/** What startStack and startEnvoyStack take besides the config. */
+export interface StackOptions {
+  log?: Logger;
+  /** Children's output: straight to this terminal, or as log lines. */
+  childOutput?: 'inherit' | 'lines';
+  /** More admin-server routes (the web page and dashboard). */
+  extraRoutes?: AdminDeps['extraRoutes'];
+}
+
+/** Steps that undo a start-up, run last-added first, each once (a failed start runs them too). */
+export class Teardown {
+  readonly #steps: Array<() => Promise<unknown> | unknown> = [];
+
+  add(step: () => Promise<unknown> | unknown): void {
+    this.#steps.push(step);
+  }
+
+  async run(): Promise<void> {
+    for (let step = this.#steps.pop(); step; step = this.#steps.pop()) await step();
+  }
+}
+
 export interface ControlPlane {
   health: HealthChecker;
   drain: DrainController;
@@ -64,11 +86,8 @@ export interface ControlPlaneOptions {
 }
 
 export async function startControlPlane(config: GatewayConfig, registry: EndpointRegistry, options: ControlPlaneOptions): Promise<ControlPlane> {
-  const stops: Array<() => Promise<void> | void> = [];
-  const stop = async () => {
-    for (const s of stops.reverse()) await s();
-    stops.length = 0;
-  };
+  const teardown = new Teardown();
+  const stop = () => teardown.run();
   try {
     await assertPortFree(config.host, config.adminPort, 'admin API');
     const health = new HealthChecker(registry, {
@@ -78,10 +97,10 @@ export async function startControlPlane(config: GatewayConfig, registry: Endpoin
       rise: config.healthRise,
     });
     health.start();
-    stops.push(() => health.stop());
+    teardown.add(() => health.stop());
     const drain = new DrainController(registry, health, { deadlineMs: config.drainDeadlineMs, pollMs: 250, closeGraceMs: 5_000 });
     drain.resume();
-    stops.push(() => drain.stop());
+    teardown.add(() => drain.stop());
     const xds = await startXdsServer({
       registry,
       host: config.host,
@@ -89,14 +108,14 @@ export async function startControlPlane(config: GatewayConfig, registry: Endpoin
       // The same balancing and upstream protocol as HAProxy is given, so either front behaves alike.
       front: { maxConcurrentStreams: config.h2MaxConcurrentStreams, balance: config.balance, upstreamProtocol: config.upstreamProtocol, ...options.xdsFront },
     });
-    stops.push(() => xds.close());
+    teardown.add(() => xds.close());
     const token = ensureAdminToken(config.stateDir, config.adminToken);
     const admin = await startAdminApi(
       { token, registry, drain, health, hotRestart: options.hotRestart, xds, front: options.front, extraRoutes: options.extraRoutes },
       config.host,
       config.adminPort,
     );
-    stops.push(() => admin.close());
+    teardown.add(() => admin.close());
     return {
       health,
       drain,

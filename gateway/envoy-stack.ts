@@ -1,12 +1,11 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import type { Logger } from 'pino';
 import type { GatewayConfig } from '../lib/config.js';
 import { logger } from '../lib/log.js';
 import { dialHost } from '../lib/loopback.js';
-import type { AdminDeps, FrontCounts } from './admin-api.js';
+import type { FrontCounts } from './admin-api.js';
 import { backendId, startBackendProcess, type BackendProcess } from './backend-process.js';
-import { openRegistry, startControlPlane, startRoomBus, type ControlPlane } from './control-plane.js';
+import { openRegistry, startControlPlane, startRoomBus, Teardown, type ControlPlane, type StackOptions } from './control-plane.js';
 import { RemoteRestarter } from './envoy-restarter-control.js';
 import { adminReadiness, EnvoyHotRestart, EnvoyRestarter } from './envoy-restarter.js';
 import { renderAdsEnvoyConfig, requireEnvoy } from './envoy/local.js';
@@ -40,17 +39,15 @@ export interface EnvoyStack {
 
 export async function startEnvoyStack(
   config: GatewayConfig,
-  options: { log?: Logger; childOutput?: 'inherit' | 'lines'; extraRoutes?: AdminDeps['extraRoutes'] } = {},
+  options: StackOptions = {},
 ): Promise<EnvoyStack> {
   const log = options.log ?? logger('gateway');
   // Fail before anything starts when there is neither a remote restarter nor a local binary.
   const envoyBin = config.envoyRestarterUrl ? undefined : requireEnvoy();
-  const cleanups: Array<() => Promise<void> | void> = [];
-  const stop = async () => {
-    // Control plane first, then the backends (their 1001 closes reach clients through Envoy), Envoy last.
-    for (const cleanup of cleanups.reverse()) await cleanup();
-    cleanups.length = 0;
-  };
+  // Undone in reverse: control plane first, then the backends (their 1001 closes reach clients
+  // through Envoy), Envoy last.
+  const teardown = new Teardown();
+  const stop = () => teardown.run();
 
   try {
     await assertPortFree(config.host, config.adminPort, 'admin API');
@@ -75,16 +72,16 @@ export async function startEnvoyStack(
         isReady: adminReadiness(envoyAdminUrl),
         log: logger('envoy-restarter'),
       });
-      cleanups.push(() => restarter!.stop().then(() => undefined));
+      teardown.add(() => restarter!.stop());
     }
 
     const backends: BackendProcess[] = [];
     let redisUrl = config.redisUrl;
     if (config.manageBackends) {
       const bus = await startRoomBus(config, log);
-      cleanups.push(() => bus.stop());
+      teardown.add(() => bus.stop());
       redisUrl = bus.redisUrl;
-      cleanups.push(() => Promise.all(backends.map((b) => b.process.stop(config.drainTimeoutMs + 2_000))).then(() => undefined));
+      teardown.add(() => Promise.all(backends.map((b) => b.process.stop(config.drainTimeoutMs + 2_000))));
       backends.push(
         ...(await Promise.all(
           config.backendPorts.map((port, i) => startBackendProcess(config, backendId(i), port, log, options.childOutput ?? 'inherit', redisUrl)),
@@ -104,7 +101,7 @@ export async function startEnvoyStack(
       extraRoutes: options.extraRoutes,
       xdsFront: { address: config.host, port: config.frontPort },
     });
-    cleanups.push(() => plane.stop());
+    teardown.add(() => plane.stop());
 
     // Envoy waits for its first listener and cluster from the xDS server before it is LIVE, so the
     // server must be up first.

@@ -1,9 +1,8 @@
-import type { Logger } from 'pino';
 import type { GatewayConfig } from '../lib/config.js';
 import { logger } from '../lib/log.js';
-import type { AdminDeps, AdminServer } from './admin-api.js';
+import type { AdminServer } from './admin-api.js';
 import { backendId, startBackendProcess, type BackendProcess } from './backend-process.js';
-import { openRegistry, startControlPlane, startRoomBus } from './control-plane.js';
+import { openRegistry, startControlPlane, startRoomBus, Teardown, type StackOptions } from './control-plane.js';
 import type { DrainController } from './drain.js';
 import { HaproxyDriver } from './haproxy-driver.js';
 import { ensureCertificate } from './tls.js';
@@ -45,25 +44,21 @@ export interface Stack {
 
 export async function startStack(
   config: GatewayConfig,
-  options: { log?: Logger; childOutput?: 'inherit' | 'lines'; extraRoutes?: AdminDeps['extraRoutes'] } = {},
+  options: StackOptions = {},
 ): Promise<Stack> {
   const log = options.log ?? logger('gateway');
   const output = options.childOutput ?? 'inherit';
   const backends: BackendProcess[] = [];
-  const cleanups: Array<() => Promise<void> | void> = [];
-
-  const stop = async () => {
-    // Control plane first (no more changes), then backends: they close their sessions with 1001,
-    // which reaches clients through the front; HAProxy last.
-    for (const cleanup of cleanups.reverse()) await cleanup();
-    cleanups.length = 0;
-  };
+  // Undone in reverse: control plane first (no more changes), then backends (they close their
+  // sessions with 1001, which reaches clients through the front), HAProxy last.
+  const teardown = new Teardown();
+  const stop = () => teardown.run();
 
   try {
     await assertPortFree(config.host, config.adminPort, 'admin API');
     const registry = openRegistry(config);
     const bus = await startRoomBus(config, log);
-    cleanups.push(() => bus.stop());
+    teardown.add(() => bus.stop());
     const redisUrl = bus.redisUrl;
 
     const haproxy = new HaproxyFront(config, registry.list(), logger('haproxy'));
@@ -71,8 +66,8 @@ export async function startStack(
       ? await ensureCertificate(config.stateDir, { cert: config.tlsCert, key: config.tlsKey }, [config.host, 'localhost'])
       : undefined;
     haproxy.tlsPem = certificate?.pem;
-    cleanups.push(() => haproxy.stop());
-    cleanups.push(() => Promise.all(backends.map((b) => b.process.stop(config.drainTimeoutMs + 2_000))).then(() => undefined));
+    teardown.add(() => haproxy.stop());
+    teardown.add(() => Promise.all(backends.map((b) => b.process.stop(config.drainTimeoutMs + 2_000))));
     const started = await Promise.all(
       config.backendPorts.map((port, i) => startBackendProcess(config, backendId(i), port, log, output, redisUrl)),
     );
@@ -81,13 +76,13 @@ export async function startStack(
 
     const driver = new HaproxyDriver(haproxy, registry);
     driver.start();
-    cleanups.push(() => driver.stop());
+    teardown.add(() => driver.stop());
     const hotRestart = new HaproxyHotRestart(haproxy, driver);
     const front = async () => ({ engine: 'haproxy' as const, version: haproxy.version, ...(await haproxy.frontCounts()) });
     // The xDS server runs here too: an Envoy front (docker compose, or an `envoy` binary with
     // envoy/envoy.yaml) can follow the same registry alongside HAProxy.
     const plane = await startControlPlane(config, registry, { hotRestart, front, extraRoutes: options.extraRoutes });
-    cleanups.push(() => plane.stop());
+    teardown.add(() => plane.stop());
 
     return {
       config,

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import protojson from 'protobufjs/ext/protojson.js';
 import { parse as parseYaml } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
-import { defaults, gatewaySchema } from '../lib/config.js';
+import { backendSchema, defaults, gatewaySchema, loadConfig } from '../lib/config.js';
 import { GatewayError } from '../lib/errors.js';
 import { EnvoyConfigError } from '../gateway/envoy/errors.js';
 import { loadEnvoyApi } from '../gateway/envoy/proto-root.js';
@@ -577,47 +577,95 @@ describe('docker-compose.yml', () => {
   const text = read('docker-compose.yml');
   const compose = parseYaml(text, { merge: true }) as any;
   const services = compose.services as Record<string, any>;
+  const dockerfile = read('Dockerfile');
+  const stages = [...dockerfile.matchAll(/^FROM\s+\S+\s+AS\s+(\S+)$/gim)].map((m) => m[1]);
+  const argOf = (command: string[], flag: string) => (command.includes(flag) ? command[command.indexOf(flag) + 1] : undefined);
 
-  it('has envoy (pinned image under the hot-restart orchestrator, envoy/ mounted, 8080 and 9901 on 127.0.0.1 only) and backend-1..3', () => {
-    expect(Object.keys(services).sort()).toEqual(['backend-1', 'backend-2', 'backend-3', 'deps', 'envoy']);
+  it('has envoy, the gateway, three backends, redis, and a bench that only runs with --profile bench', () => {
+    expect(Object.keys(services).sort()).toEqual(['backend-1', 'backend-2', 'backend-3', 'bench', 'envoy', 'gateway', 'redis']);
+    for (const [name, svc] of Object.entries(services)) expect(svc.profiles, name).toEqual(name === 'bench' ? ['bench'] : undefined);
+  });
+
+  it('builds from the root Dockerfile (targets that exist) and pins every image it pulls', () => {
+    for (const [name, svc] of Object.entries(services)) {
+      if (svc.build) {
+        expect(svc.build.context, name).toBe('.');
+        expect(stages, `${name}: target ${svc.build.target}`).toContain(svc.build.target);
+      } else {
+        expect(svc.image, name).toMatch(/^[a-z0-9/-]+:\d+(\.\d+)*(-[a-z]+)?$/); // e.g. redis:7.2-bookworm, not :latest
+      }
+    }
+    expect(services.envoy.build.target).toBe('envoy');
+    for (const name of ['gateway', 'backend-1', 'backend-2', 'backend-3', 'bench']) expect(services[name].build.target, name).toBe('app');
+  });
+
+  it('publishes only the front, Envoy admin and the gateway admin, on 127.0.0.1, from the pod owner (envoy); everything else joins its network namespace', () => {
+    expect([...services.envoy.ports].sort()).toEqual(
+      [cfg.frontPort, cfg.envoyAdminPort, cfg.adminPort].map((p) => `127.0.0.1:${p}:${p}`).sort(),
+    );
+    for (const [name, svc] of Object.entries(services)) {
+      if (name === 'envoy') continue;
+      expect(svc.network_mode, name).toBe('service:envoy');
+      expect(svc.ports, name).toBeUndefined();
+    }
+  });
+
+  it('runs Envoy from envoy/ mounted read-only, envoy.yaml (xDS) by default, every ENVOY_CONFIG choice a file that exists, with the restart control API on', () => {
     const envoy = services.envoy;
-    expect(envoy.build).toEqual({ context: './envoy', dockerfile: 'Dockerfile.restarter' });
-    expect(read('envoy/Dockerfile.restarter')).toMatch(/^FROM envoyproxy\/envoy:v\d+\.\d+(\.\d+|-latest) AS envoy$/m);
-    expect(envoy.entrypoint).toEqual(['node', '--import', 'tsx', 'gateway/envoy-restarter-main.ts']);
-    expect(fs.existsSync(path.join(repo, 'gateway/envoy-restarter-main.ts'))).toBe(true);
-    expect(envoy.ports.sort()).toEqual([`127.0.0.1:${cfg.envoyAdminPort}:${cfg.envoyAdminPort}`, `127.0.0.1:${cfg.frontPort}:${cfg.frontPort}`].sort());
-    // Mounted config paths exist, and the default config is the static one.
     const mount = (envoy.volumes as string[]).find((v) => v.startsWith('./envoy:'))!;
-    const [host, inContainer] = mount.split(':');
+    const [host, inContainer, mode] = mount.split(':');
     expect(fs.statSync(path.join(repo, host!)).isDirectory()).toBe(true);
-    const configArg = envoy.command[envoy.command.indexOf('--config') + 1] as string;
+    expect(mode).toBe('ro');
+    const configArg = argOf(envoy.command, '--config')!;
     expect(configArg.startsWith(`${inContainer}/`)).toBe(true);
     const defaultFile = configArg.slice(inContainer!.length + 1).replace(/^\$\{ENVOY_CONFIG:-(.+)\}$/, '$1');
-    expect(defaultFile).toBe('envoy-static.yaml');
-    expect(fs.existsSync(path.join(envoyDir, defaultFile))).toBe(true);
+    expect(defaultFile).toBe('envoy.yaml');
+    for (const choice of [defaultFile, ...[...text.matchAll(/ENVOY_CONFIG=(\S+)/g)].map((m) => m[1]!)]) {
+      expect(fs.existsSync(path.join(envoyDir, choice)), choice).toBe(true);
+    }
+    expect(dockerfile).toMatch(/^ENTRYPOINT \["node", "--import", "tsx", "gateway\/envoy-restarter-main.ts"\]$/m);
+    expect(argOf(envoy.command, '--admin-url')).toBe(`http://127.0.0.1:${cfg.envoyAdminPort}`);
+    // The gateway's POST /hot-restart reaches the restarter here.
+    expect(argOf(services.gateway.command, '--envoy-restarter-url')).toBe(`http://127.0.0.1:${argOf(envoy.command, '--control-port')}`);
   });
 
   it('the --config-yaml override is a valid Bootstrap fragment that only opens admin inside the container', () => {
     const envoy = services.envoy;
-    const override = envoy.command[envoy.command.indexOf('--config-yaml') + 1] as string;
+    const override = argOf(envoy.command, '--config-yaml')!;
     const r = validateEnvoyYaml(override);
     expect(show(r)).toBe('');
     expect(parseYaml(override)).toEqual({ admin: { address: { socket_address: { address: '0.0.0.0', port_value: cfg.envoyAdminPort } } } });
   });
 
-  it('backends run `npm run backend` with ids b1..b3 on the ports the Envoy config routes to, in Envoy’s network namespace', () => {
-    const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
-    expect(pkg.scripts.backend).toBeTruthy();
+  it('every command names an entry file that exists and only flags that file accepts', () => {
+    const entries: Record<string, string> = {};
+    for (const [name, svc] of Object.entries(services)) {
+      if (!Array.isArray(svc.command) || svc.command[0] !== 'node') continue;
+      expect(svc.command.slice(0, 3), name).toEqual(['node', '--import', 'tsx']);
+      entries[name] = svc.command[3];
+      expect(fs.existsSync(path.join(repo, svc.command[3])), `${name}: ${svc.command[3]}`).toBe(true);
+    }
+    expect(entries).toMatchObject({ gateway: 'gateway/main.ts', bench: 'bench/main.ts', 'backend-1': 'backend/main.ts' });
+    // The gateway's flags are its config fields (or --front / --insecure): a typo would stop it at start-up.
+    const gatewayFlags = services.gateway.command.slice(4) as string[];
+    const { config, flags } = loadConfig(gatewaySchema, gatewayFlags, {}, { insecure: { type: 'boolean' }, front: { type: 'string' } });
+    expect(flags).toMatchObject({ front: 'envoy', insecure: true });
+    expect(config).toMatchObject({ manageBackends: false, host: '0.0.0.0', frontTlsPort: 0, redisUrl: 'redis://127.0.0.1:6379' });
+  });
+
+  it('backends b1..b3 listen on the ports the Envoy configs route to, share Redis, and each health check is its own', () => {
     const endpoints = yamlJs(STATIC).static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints.map((l: any) => l.endpoint.address.socket_address);
     cfg.backendPorts.forEach((port, i) => {
       const svc = services[`backend-${i + 1}`];
-      expect(svc.image).toMatch(/^node:20/);
-      expect(svc.command).toEqual(['npm', 'run', 'backend', '--', '--id', `b${i + 1}`, '--port', String(port), '--host', '0.0.0.0']);
-      expect(svc.network_mode).toBe('service:envoy');
-      expect(svc.volumes).toContain('.:/app');
-      expect(svc.healthcheck.test.join(' ')).toContain(`127.0.0.1:${port}/healthz`);
+      const { config } = loadConfig(backendSchema, svc.command.slice(4), {});
+      expect(config).toMatchObject({ id: `b${i + 1}`, port, host: '0.0.0.0', redisUrl: 'redis://127.0.0.1:6379' });
+      expect(svc.environment.HEALTHCHECK_URL).toBe(`http://127.0.0.1:${port}/healthz`);
+      expect(svc.depends_on.redis.condition).toBe('service_healthy');
       expect(endpoints[i]).toEqual({ address: '127.0.0.1', port_value: port });
     });
+    // The gateway registers the same ports (its defaults) and health-checks them.
+    expect(argOf(services.gateway.command, '--backend-ports')).toBeUndefined();
+    expect(services.redis.command).toContain('6379');
   });
 
   const dockerCompose = spawnSync('docker-compose', ['version'], { encoding: 'utf8' }).status === 0;
@@ -627,7 +675,7 @@ describe('docker-compose.yml', () => {
     const ok = spawnSync('docker-compose', ['--project-directory', repo, '-f', path.join(repo, 'docker-compose.yml'), 'config', '-q'], { encoding: 'utf8' });
     expect(ok.status, ok.stderr).toBe(0);
     const bad = path.join(tmpDir('compose-'), 'docker-compose.yml');
-    fs.writeFileSync(bad, mutate(text, '    stop_grace_period: 40s\n', '    stop_grace_period: 40s\n    restart_polcy: always\n'));
+    fs.writeFileSync(bad, mutate(text, '    stop_grace_period: 40s      # longer', '    restart_polcy: always\n    stop_grace_period: 40s      # longer'));
     const rejected = spawnSync('docker-compose', ['--project-directory', repo, '-f', bad, 'config', '-q'], { encoding: 'utf8' });
     expect(rejected.status).not.toBe(0);
     expect(rejected.stderr).toMatch(/restart_polcy/);

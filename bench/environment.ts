@@ -5,7 +5,9 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { HaproxyFront } from '../gateway/haproxy.js';
-import { startStack, type Stack } from '../gateway/stack.js';
+import { startStack } from '../gateway/stack.js';
+import { backendId, startBackendProcess, type BackendProcess } from '../gateway/backend-process.js';
+import { startRoomBus, Teardown } from '../gateway/control-plane.js';
 import { freePort, privatePorts } from '../gateway/supervisor.js';
 import { defaults, gatewaySchema, type GatewayConfig } from '../lib/config.js';
 import { logger } from '../lib/log.js';
@@ -60,11 +62,36 @@ export interface EnvOptions {
   onStackOutput?: (line: string) => void;
 }
 
+/** What the bench needs of a stack: its backends, its room bus, and HAProxy when a route goes through it. */
+interface BenchStack {
+  backends: BackendProcess[];
+  redisUrl: string | undefined;
+  haproxy: HaproxyFront | undefined;
+  frontUrl: string | undefined;
+  stop(): Promise<void>;
+}
+
+/** Backends (and their room bus) without a front: for runs whose routes need no HAProxy (direct, ext). */
+async function startBackendsOnly(config: GatewayConfig, log: pino.Logger): Promise<BenchStack> {
+  const teardown = new Teardown();
+  try {
+    const bus = await startRoomBus(config, log);
+    teardown.add(() => bus.stop());
+    const backends = await Promise.all(config.backendPorts.map((port, i) => startBackendProcess(config, backendId(i), port, log, 'lines', bus.redisUrl)));
+    teardown.add(() => Promise.all(backends.map((b) => b.process.stop(config.drainTimeoutMs + 2_000))));
+    return { backends, redisUrl: bus.redisUrl, haproxy: undefined, frontUrl: undefined, stop: () => teardown.run() };
+  } catch (err) {
+    await teardown.run();
+    throw err;
+  }
+}
+
 export class BenchEnv {
   readonly config: GatewayConfig;
-  readonly stack: Stack;
+  readonly stack: BenchStack;
   readonly routes: Map<RouteName, RouteInfo>;
   readonly backends: BackendInfo[];
+  /** '' when no route of this run goes through HAProxy (it is then not started). */
   readonly haproxyVersion: string;
   /** The room bus the stack started for the backends (Redis), if any. */
   readonly bus: { kind: 'redis'; url: string; pid: number | undefined } | undefined;
@@ -73,7 +100,7 @@ export class BenchEnv {
 
   private constructor(
     config: GatewayConfig,
-    stack: Stack,
+    stack: BenchStack,
     routes: Map<RouteName, RouteInfo>,
     backends: BackendInfo[],
     extraFronts: HaproxyFront[],
@@ -83,8 +110,8 @@ export class BenchEnv {
     this.stack = stack;
     this.routes = routes;
     this.backends = backends;
-    this.haproxyVersion = stack.haproxy.version;
-    const redisUrl = (stack as { redisUrl?: string }).redisUrl;
+    this.haproxyVersion = stack.haproxy?.version ?? '';
+    const redisUrl = stack.redisUrl;
     this.bus = redisUrl ? { kind: 'redis', url: redisUrl, pid: pidListeningOn(Number(new URL(redisUrl).port)) } : undefined;
     this.#extraFronts = extraFronts;
     this.#stateDir = stateDir;
@@ -133,9 +160,13 @@ export class BenchEnv {
     const stackLog = pino({ level: 'warn' }, sink);
     const previous = process.env.NODE_OPTIONS;
     process.env.NODE_OPTIONS = `${previous ?? ''} --inspect=127.0.0.1:0`.trim();
-    let stack: Stack;
+    let stack: BenchStack;
     try {
-      stack = await startStack(config, { log: stackLog, childOutput: 'lines' });
+      // HAProxy (with the whole control plane) only when a route goes through it: the direct and
+      // external-front routes run where no HAProxy is installed (the compose bench container).
+      stack = o.routes.some((r) => r === 'front' || r === 'front-h2up')
+        ? await startStack(config, { log: stackLog, childOutput: 'lines' })
+        : await startBackendsOnly(config, stackLog);
     } catch (err) {
       rmSync(stateDir, { recursive: true, force: true });
       throw err;
@@ -161,7 +192,7 @@ export class BenchEnv {
         if (name === 'front') {
           routes.set(name, {
             name,
-            url: stack.frontUrl,
+            url: stack.frontUrl!,
             haproxy: stack.haproxy,
             frontPort: config.frontPort,
             upstreamProtocol: config.upstreamProtocol,

@@ -162,6 +162,30 @@ describe('npm run bench -- --quick (CI smoke: the bench works, whatever the numb
   });
 });
 
+describe('npm run bench where no HAProxy is installed (the compose bench container)', () => {
+  it('routes that need no HAProxy (direct) run with haproxy off PATH, and the result says no HAProxy was used', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'gw-bench-nohaproxy-'));
+    try {
+      const json = path.join(dir, 'direct.json');
+      const PATH = (process.env.PATH ?? '').split(':').filter((d) => !existsSync(path.join(d, 'haproxy'))).join(':');
+      await run(process.execPath, ['--import', 'tsx', MAIN, '--quick', '--routes', 'direct', '--scenarios', 'latency', '--out', json, '--html', path.join(dir, 'direct.html')], {
+        cwd: ROOT,
+        timeout: 120_000,
+        maxBuffer: 16 * 2 ** 20,
+        env: { ...process.env, PATH, LOG_LEVEL: 'error', LOG_FORMAT: 'json' },
+      });
+      const result = JSON.parse(readFileSync(json, 'utf8')) as BenchResult;
+      const runs = result.scenarios.latency;
+      expect(runs.length).toBeGreaterThan(0);
+      expect(runs.every((r) => r.ok && r.route === 'direct')).toBe(true);
+      expect(result.routes.map((r) => r.name)).toEqual(['direct']);
+      expect(result.versions.haproxy).toBeNull();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 130_000);
+});
+
 describe('bench building blocks', () => {
   it('alternates cells forward and backward and ends with an A/A run of the first cell', () => {
     const cells = [

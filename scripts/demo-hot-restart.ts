@@ -2,13 +2,16 @@
 // Keeps N sessions (HTTP/2 streams and HTTP/1.1 connections) echoing numbered messages, restarts
 // HAProxy mid-stream, keeps opening new sessions, then lets the old sessions end so the old
 // generation exits. Prints, every half second: generations and the sessions each holds, messages
-// sent/echoed/lost, new-session failures.
+// sent/echoed/lost, new-session failures. `--front envoy`: the same with a local Envoy (needs an
+// `envoy` binary) under the hot-restart orchestrator.
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { H1Client, MuxClient } from '../client/index.js';
 import { SequencedEcho, type SessionTally } from '../client/sequenced-echo.js';
-import { startStack, type Stack } from '../gateway/stack.js';
+import { startEnvoyStack } from '../gateway/envoy-stack.js';
+import type { HotRestartEngine } from '../gateway/hot-restart.js';
+import { startStack } from '../gateway/stack.js';
 import { gatewaySchema, loadConfig } from '../lib/config.js';
 import { GatewayError } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
@@ -16,6 +19,7 @@ import { logger } from '../lib/log.js';
 const { config: base, flags } = loadConfig(gatewaySchema, process.argv.slice(2), process.env, {
   h2: { type: 'string' },
   h1: { type: 'string' },
+  front: { type: 'string' },
 });
 const h2Count = Number(flags.h2 ?? 500);
 const h1Count = Number(flags.h1 ?? 100);
@@ -25,9 +29,20 @@ const t0 = Date.now();
 const say = (text: string) => process.stdout.write(`t+${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s  ${text}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-let stack: Stack;
+/** What the demo needs of either stack. */
+let stack: { frontUrl: string; hotRestart: HotRestartEngine; stop(): Promise<void> };
+let frontName: string;
 try {
-  stack = await startStack({ ...base, stateDir }, { childOutput: 'lines' });
+  if (flags.front === 'envoy') {
+    stack = await startEnvoyStack({ ...base, stateDir }, { childOutput: 'lines' });
+    frontName = 'Envoy (local binary, listeners and endpoints over xDS)';
+  } else if (flags.front === undefined || flags.front === 'haproxy') {
+    const haproxy = await startStack({ ...base, stateDir }, { childOutput: 'lines' });
+    stack = haproxy;
+    frontName = `HAProxy ${haproxy.haproxy.version}`;
+  } else {
+    throw new GatewayError('GW_ERR_CONFIG', `invalid config field "front": must be haproxy or envoy, got ${JSON.stringify(flags.front)}`);
+  }
 } catch (err) {
   log.fatal(err instanceof GatewayError ? err.message : String(err));
   process.exit(1);
@@ -59,7 +74,7 @@ async function openSome(n: number): Promise<void> {
 }
 
 try {
-  say(`HAProxy ${stack.haproxy.version} at ${stack.frontUrl}; opening ${h2Count} HTTP/2 streams (one connection) + ${h1Count} HTTP/1.1 sessions`);
+  say(`${frontName} at ${stack.frontUrl}; opening ${h2Count} HTTP/2 streams (one connection) + ${h1Count} HTTP/1.1 sessions`);
   const original: SessionTally[] = [];
   for (const s of await Promise.all([
     ...Array.from({ length: h2Count }, () => mux.open('/echo')),
@@ -83,13 +98,14 @@ try {
     await sleep(500);
     await tick();
   }
-  for (let i = 0; i < 6 && (await stack.haproxy.workers()).length > 1; i++) {
+  const generationsLeft = async () => (await stack.hotRestart.generations()).length;
+  for (let i = 0; i < 6 && (await generationsLeft()) > 1; i++) {
     await sleep(500);
     await tick();
   }
   await load.quiesce();
   const t = load.totals();
-  say(`done: ${t.sent} messages sent, ${t.echoed} echoed, ${t.lost} lost, ${t.outOfOrder} out of order; new sessions ${newOk} ok / ${newFailed} failed; HAProxy workers now: ${(await stack.haproxy.workers()).map((w) => w.pid).join(', ')}`);
+  say(`done: ${t.sent} messages sent, ${t.echoed} echoed, ${t.lost} lost, ${t.outOfOrder} out of order; new sessions ${newOk} ok / ${newFailed} failed; live generations now: ${(await stack.hotRestart.generations()).map((g) => `${g.generation} (pid ${g.pid})`).join(', ')}`);
   if (t.lost || t.outOfOrder || newFailed) process.exitCode = 1;
 } finally {
   load.stop();

@@ -438,6 +438,40 @@ describe('subscriptions, node classification, lifecycle', () => {
     }
   });
 
+  it('endpoints registered by host name go out as the addresses they resolve to; a name that does not resolve is left out', async () => {
+    const named = new EndpointRegistry({
+      seed: [
+        { id: 'by-ip', host: '127.0.0.1', port: 9301 },
+        { id: 'by-name', host: 'localhost', port: 9302 },
+        { id: 'nowhere', host: 'no-such-host.invalid', port: 9303 },
+      ],
+      log: pino({ level: 'silent' }),
+    });
+    const server = await startXdsServer({ registry: named, host: '127.0.0.1', port: 0, log: pino({ level: 'silent' }) });
+    const c = new AdsTestClient(server.port, { id: 'dns', user_agent_name: 'envoy' });
+    const addresses = (r: WireResponse) =>
+      Object.fromEntries(
+        ((decodeResponse(r)[0]!.endpoints as Array<{ lb_endpoints: Array<{ endpoint: { hostname: string; address: { socket_address: { address: string } } } }> }>)[0]?.lb_endpoints ?? []).map(
+          (l) => [l.endpoint.hostname, l.endpoint.address.socket_address.address],
+        ),
+      );
+    try {
+      const sync = await syncLikeEnvoy(c);
+      const eds = sync.responses.find((r) => r.type_url === TypeUrl.endpoint)!;
+      expect(addresses(eds)).toEqual({ 'by-ip': '127.0.0.1', 'by-name': '127.0.0.1' });
+      // One added later by name reaches the client too, once looked up.
+      const next = c.next(TypeUrl.endpoint);
+      named.add({ id: 'later', host: 'localhost', port: 9304 });
+      expect(addresses(await next)).toMatchObject({ later: '127.0.0.1' });
+      const v = await import('../gateway/envoy/validate.js');
+      const cla = decodeResponse(c.of(TypeUrl.endpoint).at(-1)!)[0]!;
+      expect(v.validateEnvoyMessage('envoy.config.endpoint.v3.ClusterLoadAssignment', cla).errors).toEqual([]);
+    } finally {
+      c.close();
+      await server.close();
+    }
+  });
+
   it('a busy port gives GW_ERR_PORT_IN_USE; close() ends open ADS streams with OK', async () => {
     await expect(startXdsServer({ registry, host: '127.0.0.1', port: xds.port, log: pino({ level: 'silent' }) })).rejects.toMatchObject({
       code: 'GW_ERR_PORT_IN_USE',

@@ -25,12 +25,14 @@
 // listeners). Only LDS differs; RDS/CDS/EDS are served by name to anyone. See docs/xds.md.
 
 import { createHash, randomBytes } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
+import net from 'node:net';
 import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { PortInUseError } from '../../lib/errors.js';
 import { logger } from '../../lib/log.js';
-import type { EndpointRegistry, RegistryEvent } from '../registry.js';
+import type { Endpoint, EndpointRegistry, RegistryEvent } from '../registry.js';
 import { encodeResource, typeNameOf, type JsonObject } from './codec.js';
 import { XdsError } from './errors.js';
 import { adsService, RESOURCE_TYPE_URLS, TYPE_SHORT, TypeUrl, isResourceTypeUrl, type ResourceTypeUrl } from './protos.js';
@@ -74,6 +76,8 @@ export interface StartXdsServerOptions {
   identifier?: string;
   /** TEST ONLY, see TestOnlyCorruptHook. */
   testOnlyCorrupt?: TestOnlyCorruptHook;
+  /** How often host names of endpoints are looked up again (a container that restarts may get a new IP). Default 30 s. */
+  resolveEveryMs?: number;
 }
 
 export interface SentInfo {
@@ -200,7 +204,17 @@ export class XdsServer extends EventEmitter {
   #corrupt: TestOnlyCorruptHook | undefined;
   #pushScheduled = false;
   #closed = false;
-  readonly #onChange = (event: RegistryEvent): void => this.#schedulePush(`registry ${event.type} ${event.endpoint.id}`);
+  // EDS carries IP addresses only (Envoy and gRPC reject names), so endpoints registered by host
+  // name are looked up here: name → address, refreshed every resolveEveryMs; a name that does not
+  // resolve is left out (with a warning) until it does.
+  readonly #resolved = new Map<string, string>();
+  readonly #unresolvable = new Set<string>();
+  readonly #resolveEveryMs: number;
+  #resolveTimer: NodeJS.Timeout | undefined;
+  readonly #onChange = (event: RegistryEvent): void => {
+    this.#schedulePush(`registry ${event.type} ${event.endpoint.id}`);
+    if (net.isIP(event.endpoint.host) === 0 && !this.#resolved.has(event.endpoint.host)) void this.#resolveNames();
+  };
 
   constructor(options: StartXdsServerOptions) {
     super();
@@ -215,6 +229,7 @@ export class XdsServer extends EventEmitter {
       grpcRouteConfigName: options.grpcRouteConfigName ?? DEFAULT_RESOURCE_OPTIONS.grpcRouteConfigName,
     };
     this.#corrupt = options.testOnlyCorrupt;
+    this.#resolveEveryMs = options.resolveEveryMs ?? 30_000;
   }
 
   get port(): number {
@@ -241,8 +256,8 @@ export class XdsServer extends EventEmitter {
       });
     });
     this.#registry.on('change', this.#onChange);
-    const bad = unroutableEndpoints(this.#registry.list());
-    if (bad.length > 0) this.#warnUnroutable(bad.map((e) => `${e.id}=${e.host}`));
+    await this.#resolveNames();
+    this.#resolveTimer = setInterval(() => void this.#resolveNames(), this.#resolveEveryMs).unref();
     this.#log.info({ host: this.host, port: this.#port, cluster: this.#opts.cluster, registryVersion: this.#registry.version }, `xDS (ADS) server listening on ${this.host}:${this.#port}`);
     return this;
   }
@@ -270,6 +285,7 @@ export class XdsServer extends EventEmitter {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#resolveTimer);
     this.#registry.off('change', this.#onChange);
     for (const s of this.#streams) {
       s.closed = true;
@@ -482,7 +498,7 @@ export class XdsServer extends EventEmitter {
         if (ts.wildcard || ts.names.has(o.cluster)) out.push({ name: o.cluster, resource: cluster(o) });
         break;
       case TypeUrl.endpoint:
-        if (ts.names.has(o.cluster)) out.push({ name: o.cluster, resource: clusterLoadAssignment(this.#registry.list(), o) });
+        if (ts.names.has(o.cluster)) out.push({ name: o.cluster, resource: clusterLoadAssignment(this.#endpointsByAddress(), o) });
         break;
     }
     return out;
@@ -548,15 +564,45 @@ export class XdsServer extends EventEmitter {
     setImmediate(() => {
       this.#pushScheduled = false;
       if (this.#closed) return;
-      const bad = unroutableEndpoints(this.#registry.list());
-      if (bad.length > 0) this.#warnUnroutable(bad.map((e) => `${e.id}=${e.host}`));
       this.#log.debug({ reason, registryVersion: this.#registry.version, streams: this.#streams.size }, 'recomputing xDS snapshots');
       for (const s of this.#streams) for (const t of PUSH_ORDER) this.#maybeSend(s, t, false);
     });
   }
 
-  #warnUnroutable(list: string[]): void {
-    this.#log.warn({ endpoints: list }, 'endpoints with a host name instead of an IP address are left out of EDS (Envoy and gRPC need IPs)');
+  /** The registry's endpoints with host names replaced by the addresses they resolved to. */
+  #endpointsByAddress(): Endpoint[] {
+    return this.#registry.list().map((e) => (net.isIP(e.host) === 0 && this.#resolved.has(e.host) ? { ...e, host: this.#resolved.get(e.host)! } : e));
+  }
+
+  /** Look up every endpoint host name; push when an address appears, changes or goes away. */
+  async #resolveNames(): Promise<void> {
+    const names = [...new Set(unroutableEndpoints(this.#registry.list()).map((e) => e.host))];
+    let changed = false;
+    await Promise.all(
+      names.map(async (name) => {
+        let address: string | undefined;
+        try {
+          const all = await lookup(name, { all: true });
+          // IPv4 first: backends listening on 0.0.0.0 are not reachable over ::1.
+          address = (all.find((a) => a.family === 4) ?? all[0])?.address;
+        } catch (err) {
+          if (!this.#unresolvable.has(name)) {
+            this.#unresolvable.add(name);
+            this.#log.warn({ host: name, err: (err as Error).message }, 'endpoint host name does not resolve: left out of EDS until it does');
+          }
+        }
+        if (address) this.#unresolvable.delete(name);
+        if (address !== this.#resolved.get(name)) {
+          changed = true;
+          if (address) {
+            this.#resolved.set(name, address);
+            this.#log.info({ host: name, address }, 'endpoint host name resolved for EDS');
+          } else this.#resolved.delete(name);
+        }
+      }),
+    );
+    for (const name of this.#resolved.keys()) if (!names.includes(name)) this.#resolved.delete(name);
+    if (changed) this.#schedulePush('endpoint host names resolved');
   }
 }
 

@@ -63,6 +63,7 @@ export const EXPLAINERS: ReadonlyArray<{ name: string; title: string }> = [
   { name: 'handshakes', title: 'Two handshakes' },
   { name: 'proxy', title: 'What the proxy translates' },
   { name: 'balancing', title: 'Per-stream vs per-connection balancing' },
+  { name: 'endpoints', title: 'Adding and draining backends live' },
   { name: 'hot-restart', title: 'Hot restart and live streams' },
   { name: 'watch-frames', title: 'Watch the frames yourself' },
   { name: 'browsers', title: 'Browsers and RFC 8441' },

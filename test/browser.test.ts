@@ -217,6 +217,8 @@ describe('browser: chat page and dashboard in Chromium, through the front', () =
       await page.goto(`${stack!.adminUrl}/explain/handshakes`);
       expect(await page.locator('article.doc figure svg').count()).toBeGreaterThan(0);
       expect(await page.locator('article.doc figure svg text', { hasText: ':protocol websocket' }).count()).toBeGreaterThan(0);
+      await page.goto(`${stack!.adminUrl}/explain/endpoints`);
+      expect(await page.locator('article.doc figure svg text', { hasText: 'endpoint registry' }).count()).toBeGreaterThan(0);
       await page.goto(`${stack!.adminUrl}/explain`);
       expect(await page.locator('article.doc a[href="/explain/watch-frames"]').count()).toBeGreaterThan(0);
     } finally {

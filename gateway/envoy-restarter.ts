@@ -1,4 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import { GatewayError, MissingToolError, TimeoutError } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
@@ -84,7 +86,7 @@ export interface EnvoyRestarterOptions {
   parentShutdownTimeS: number;
   /** Omitted from argv when unset (Envoy's default is `gradual`). */
   drainStrategy?: DrainStrategy;
-  /** When an epoch counts as initialized. Default: alive for 5 s (`graceReadiness(5000)`); prefer `adminReadiness(url)`. */
+  /** When an epoch counts as initialized. Default: alive for 5 s (`graceReadiness(5000)`); prefer `workerThreadsReadiness()` for a real Envoy. */
   isReady?: ReadinessCheck;
   readyPollMs?: number;
   /** restart()/start() reject after this long without readiness; the epoch keeps running and stays "initializing". */
@@ -118,6 +120,16 @@ export class EnvoyConfigRejectedError extends GatewayError {
       `envoy --mode validate rejected the config (code ${exit.code}, signal ${exit.signal}); the running epochs keep serving:\n${detail}`,
     );
     this.output = output;
+  }
+}
+
+/** The binary on disk now reports another `--hot-restart-version` than the running epochs: the two could not share their hot-restart state, so no epoch is forked. */
+export class HotRestartVersionMismatchError extends GatewayError {
+  constructor(running: string, onDisk: string, bin: string) {
+    super(
+      'GW_ERR_ENVOY_HOT_RESTART_VERSION',
+      `${bin} now reports hot restart version ${onDisk}, the running epochs ${running}: a hot restart across them is impossible, so it was refused and the running epoch keeps serving (stop and start the front to change binaries)`,
+    );
   }
 }
 
@@ -158,14 +170,21 @@ export function graceReadiness(ms: number): ReadinessCheck {
 }
 
 /**
- * Ready when Envoy's admin answers for THIS epoch with server.state 0 (LIVE). The admin port is
- * handed from epoch to epoch during a hot restart, so a plain `/ready` could be answered by the
- * previous epoch; `server.hot_restart_epoch` (a gauge Envoy never merges from the parent) says who answered.
+ * Ready once THIS epoch's process runs its worker threads (`wrk:worker_N` in /proc/<pid>/task/<tid>/comm):
+ * Envoy starts them when its init is done — the moment it also asks the parent to drain. The admin
+ * API cannot say this: its socket is shared between epochs during a hot restart (either may answer),
+ * and the `server.state` gauge is only refreshed at the stats flush (5 s), reading LIVE (0) while
+ * still PRE_INITIALIZING.
  */
-export function adminReadiness(adminUrl: string, fetchTimeoutMs = 1_000): ReadinessCheck {
+export function workerThreadsReadiness(procRoot = '/proc'): ReadinessCheck {
   return async (e) => {
-    const stats = await readAdminStats(adminUrl, '^server\\.(hot_restart_epoch|state)$', fetchTimeoutMs);
-    return stats.get('server.hot_restart_epoch') === e.epoch && stats.get('server.state') === 0;
+    const taskDir = path.join(procRoot, String(e.pid), 'task');
+    const tasks = await readdir(taskDir).catch(() => [] as string[]);
+    for (const t of tasks) {
+      const comm = await readFile(path.join(taskDir, t, 'comm'), 'utf8').catch(() => '');
+      if (comm.startsWith('wrk:')) return true;
+    }
+    return false;
   };
 }
 
@@ -209,6 +228,8 @@ export class EnvoyRestarter {
   /** The one restart queued behind #inFlight; every request arriving meanwhile shares it. */
   #pending: Deferred<EnvoyRestartResult> | undefined;
   #validator: ChildProcess | undefined;
+  /** What `--hot-restart-version` said when epoch 0 started (undefined: the binary does not say). */
+  #hotRestartVersion: string | undefined;
   readonly #killAllSync = () => {
     for (const c of this.#children.values()) {
       try {
@@ -356,6 +377,7 @@ export class EnvoyRestarter {
     const started = performance.now();
     const oldPids = [...this.#children.values()].map((c) => c.info.pid);
     if (validate && this.#opts.validateBeforeRestart) await this.#validate();
+    await this.#checkHotRestartVersion(validate);
     if (this.#stopping) throw new RestarterStoppedError('restart dropped');
     const child = await this.#spawn();
     await this.#waitReady(child);
@@ -369,6 +391,32 @@ export class EnvoyRestarter {
     };
     this.#log.info(result, child.info.epoch === 0 ? 'Envoy epoch 0 ready' : `Envoy epoch ${child.info.epoch} ready; older epochs drain and exit after --parent-shutdown-time-s`);
     return result;
+  }
+
+  /**
+   * Epoch 0 records what the binary reports; a restart compares the binary on disk with it (a
+   * package upgrade may have replaced the file). A binary that does not answer (a stand-in) is not
+   * compared.
+   */
+  async #checkHotRestartVersion(isRestart: boolean): Promise<void> {
+    const read = () =>
+      new Promise<string | undefined>((resolve) => {
+        // Envoy prints it on stderr.
+        execFile(this.#opts.envoyBin, ['--hot-restart-version'], { timeout: 30_000, env: this.#opts.env }, (err, stdout, stderr) =>
+          resolve(err ? undefined : `${stdout}${stderr}`.trim() || undefined),
+        );
+      });
+    if (!isRestart) {
+      this.#hotRestartVersion = await read();
+      return;
+    }
+    if (this.#hotRestartVersion === undefined) return;
+    const onDisk = await read();
+    if (onDisk !== this.#hotRestartVersion) {
+      const err = new HotRestartVersionMismatchError(this.#hotRestartVersion, onDisk ?? '(none)', this.#opts.envoyBin);
+      this.#log.error({ running: this.#hotRestartVersion, onDisk }, err.message);
+      throw err;
+    }
   }
 
   async #validate(): Promise<void> {

@@ -7,11 +7,12 @@ import type { FrontCounts } from './admin-api.js';
 import { startConfiguredBackends, type BackendProcess } from './backend-process.js';
 import { openRegistry, startControlPlane, startRoomBus, Teardown, type ControlPlane, type StackOptions } from './control-plane.js';
 import { RemoteRestarter } from './envoy-restarter-control.js';
-import { adminReadiness, EnvoyHotRestart, EnvoyRestarter } from './envoy-restarter.js';
-import { renderAdsEnvoyConfig, requireEnvoy } from './envoy/local.js';
+import { EnvoyHotRestart, EnvoyRestarter, workerThreadsReadiness } from './envoy-restarter.js';
+import { requireEnvoy } from './envoy/binary.js';
+import { renderAdsEnvoyConfig } from './envoy/local.js';
 import { readEnvoyFrontCounts, readEnvoyVersion } from './envoy/stats.js';
 import type { EndpointRegistry } from './registry.js';
-import { assertPortFree } from './supervisor.js';
+import { assertPortFree, canConnect, waitFor } from './supervisor.js';
 
 // `npm start -- --front envoy`: the gateway with Envoy in front instead of HAProxy. The control plane
 // is the same (registry, health, drain, admin API, dashboard); Envoy follows the registry over xDS
@@ -64,12 +65,13 @@ export async function startEnvoyStack(
       );
       restarter = new EnvoyRestarter({
         envoyBin,
-        args: ['-c', file],
+        // Envoy's info lines (every extension it links, every xDS update) would drown the gateway's own.
+        args: ['-c', file, '--log-level', 'warn'],
         // One base id per admin port, so two local stacks (tests) keep their shared memory apart.
         baseId: config.envoyAdminPort,
         drainTimeS: 20,
         parentShutdownTimeS: config.hardStopAfterS,
-        isReady: adminReadiness(envoyAdminUrl),
+        isReady: workerThreadsReadiness(),
         log: logger('envoy-restarter'),
       });
       teardown.add(() => restarter!.stop());
@@ -100,7 +102,16 @@ export async function startEnvoyStack(
 
     // Envoy waits for its first listener and cluster from the xDS server before it is LIVE, so the
     // server must be up first.
-    if (restarter) await restarter.start();
+    if (restarter) {
+      await restarter.start();
+      // LIVE on the admin port comes a moment before the workers accept on the xDS listener.
+      await waitFor('Envoy front listener', () => canConnect(dialHost(config.host), config.frontPort), 20_000);
+    }
+    // Envoy never routes to an endpoint the registry holds down (no panic mode), and a state dir
+    // from an earlier run may hold every endpoint down until the health checks see it again.
+    if (registry.list().length > 0) {
+      await waitFor('a healthy backend', async () => registry.list().some((e) => e.state === 'active'), config.healthIntervalMs * (config.healthRise + 2) + 5_000);
+    }
 
     return {
       config,

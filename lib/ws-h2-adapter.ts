@@ -12,6 +12,7 @@
 // `checkWsInternals()` verifies each of these and is run before first use and by the tests, so a
 // `ws` upgrade that changes them fails loudly instead of corrupting frames.
 
+import { createHash } from 'node:crypto';
 import http2 from 'node:http2';
 import { WebSocket } from 'ws';
 import {
@@ -83,6 +84,11 @@ export function parseSubprotocols(value: string | string[] | undefined): string[
     .filter(Boolean);
 }
 
+/** RFC 6455 §4.2.2: base64(SHA-1(key + the protocol's GUID)). */
+export function websocketAccept(key: string): string {
+  return createHash('sha1').update(key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64');
+}
+
 export interface AcceptOptions {
   /** Subprotocols this server speaks, in preference order. The first one the client offered wins. */
   protocols?: readonly string[];
@@ -123,6 +129,11 @@ export function acceptExtendedConnect(
 
   const response: http2.OutgoingHttpHeaders = { [HTTP2_HEADER_STATUS]: 200, ...opts.responseHeaders };
   if (protocol) response['sec-websocket-protocol'] = protocol;
+  // A proxy that turns an HTTP/1.1 Upgrade into this CONNECT (Envoy with an HTTP/2 upstream) passes
+  // the client's Sec-WebSocket-Key along and turns this 200 back into a 101, which the client only
+  // accepts with the matching Sec-WebSocket-Accept (RFC 6455 §4.2.2): answer it when a key came.
+  const key = headers['sec-websocket-key'];
+  if (typeof key === 'string' && key.length > 0) response['sec-websocket-accept'] = websocketAccept(key);
   stream.respond(response, { endStream: false });
   return { ok: true, ws: wrapStream(stream, 'server', protocol, opts.maxPayload), protocol };
 }

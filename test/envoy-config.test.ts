@@ -19,7 +19,6 @@ import {
   encodeEnvoyMessage,
   envoyConfigFiles,
   envoyMessageType,
-  findEnvoyBinary,
   formatProblem,
   validateEnvoyFile,
   validateEnvoyMessage,
@@ -28,6 +27,8 @@ import {
   type EnvoyValidationResult,
 } from '../gateway/envoy/validate.js';
 import { parseEnvoyYaml, toJson } from '../gateway/envoy/yaml-node.js';
+import { envoyBin, envoySkipReason } from './helpers/envoy.js';
+import { selfSignedCert } from './helpers/tls.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const envoyDir = path.join(repo, 'envoy');
@@ -160,7 +161,7 @@ describe('envoy/ configs', () => {
     const ads = doc.dynamic_resources.ads_config;
     expect(ads).toMatchObject({ api_type: 'GRPC', transport_api_version: 'V3' });
     expect(ads.grpc_services[0].envoy_grpc.cluster_name).toBe('xds_cluster');
-    for (const k of ['cds_config', 'lds_config']) expect(doc.dynamic_resources[k]).toEqual({ resource_api_version: 'V3', ads: {} });
+    for (const k of ['cds_config', 'lds_config']) expect(doc.dynamic_resources[k]).toEqual({ resource_api_version: 'V3', ads: {}, initial_fetch_timeout: '0s' });
     const xds = doc.static_resources.clusters.find((c: any) => c.name === 'xds_cluster');
     expect(xds.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value).toBe(cfg.xdsPort);
     expect(xds.typed_extension_protocol_options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'].explicit_http_config).toHaveProperty('http2_protocol_options');
@@ -521,24 +522,28 @@ describe('validateEnvoyMessage: any message type, so xDS resources use the same 
 });
 
 describe('envoy --mode validate (the real Envoy, when installed)', () => {
-  const envoyBin = findEnvoyBinary();
-  if (!envoyBin) {
-    console.warn('[envoy-config.test] envoy --mode validate: skipped: no envoy binary on PATH (set ENVOY_BIN or install Envoy to run it)');
-  }
+  const skip = envoySkipReason('envoy-config.test: envoy --mode validate');
 
   it('reports "skipped: no envoy binary on PATH" when there is none', async () => {
-    const r = await validateWithEnvoyBinary(path.join(repo, STATIC), { env: { PATH: '' } });
+    const r = await validateWithEnvoyBinary(path.join(repo, STATIC), { env: { PATH: '', ENVOY_BIN: '/nonexistent/envoy' } });
     expect(r).toEqual({ status: 'skipped', detail: 'skipped: no envoy binary on PATH' });
   });
 
-  it.skipIf(!envoyBin)('accepts every file under envoy/', async () => {
+  it.skipIf(skip !== undefined)('accepts every file under envoy/ (the TLS variant with a generated certificate at the paths it names)', async () => {
+    const { cert, key } = selfSignedCert();
+    const dir = tmpDir('envoy-validate-');
     for (const f of envoyConfigFiles(envoyDir)) {
-      const r = await validateWithEnvoyBinary(f);
+      // Envoy's validate mode loads the certificate files, so the TLS file is checked as deployed:
+      // the same text with the mount paths pointing at a real pair.
+      const text = read(path.relative(repo, f)).replaceAll('/etc/h2-ws-gateway/tls/cert.pem', cert).replaceAll('/etc/h2-ws-gateway/tls/key.pem', key);
+      const file = path.join(dir, path.basename(f));
+      fs.writeFileSync(file, text);
+      const r = await validateWithEnvoyBinary(file);
       expect(r.status, `${f}: ${r.detail}`).toBe('ok');
     }
   });
 
-  it.skipIf(!envoyBin)('rejects a misspelt field', async () => {
+  it.skipIf(skip !== undefined)('rejects a misspelt field', async () => {
     const tmp = path.join(tmpDir('envoy-check-'), 'bad.yaml');
     fs.writeFileSync(tmp, mutate(read(STATIC), 'allow_connect: true', 'allow_conect: true'));
     expect((await validateWithEnvoyBinary(tmp)).status).toBe('failed');
@@ -569,7 +574,7 @@ describe('npm run envoy:check (gateway/envoy/check-cli.ts)', () => {
     expect(r.stdout).toMatch(/^ok +envoy\/envoy-static\.yaml/m);
     expect(r.stdout).toMatch(/^FAIL .*bad\.yaml: 1 problem\(s\)$/m);
     expect(r.stdout).toContain(`${HCM}.codec_type: bad enum value "AUTOMATIC"`);
-    if (!findEnvoyBinary()) expect(r.stdout).toContain('envoy --mode validate: skipped: no envoy binary on PATH');
+    if (!envoyBin) expect(r.stdout).toContain('envoy --mode validate: skipped: no envoy binary on PATH');
   });
 });
 

@@ -6,13 +6,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { envoyBin, envoySkipReason } from './helpers/envoy.js';
 import {
   EnvoyConfigRejectedError,
   EnvoyHotRestart,
   EnvoyRestarter,
   RestarterStoppedError,
   RestarterUsageError,
-  adminReadiness,
+  workerThreadsReadiness,
+  HotRestartVersionMismatchError,
   readAdminStats,
   type EnvoyRestarterOptions,
 } from '../gateway/envoy-restarter.js';
@@ -409,7 +411,26 @@ describe('EnvoyRestarter / EnvoyHotRestart (process logic, tested with a stand-i
     expect(() => restarter(s, { args: [STAND_IN, '--base-id=4'] })).toThrow(/--base-id is set by the restarter/);
   });
 
-  it('admin readiness and session counts are parsed from /stats (against a stub HTTP server, NOT Envoy)', async () => {
+  it('an epoch is ready once its process runs a worker thread (wrk:*), read from a /proc-shaped tree', async () => {
+    const proc = fs.mkdtempSync(path.join(os.tmpdir(), 'proc-'));
+    const thread = (pid: number, tid: number, comm: string) => {
+      fs.mkdirSync(path.join(proc, String(pid), 'task', String(tid)), { recursive: true });
+      fs.writeFileSync(path.join(proc, String(pid), 'task', String(tid), 'comm'), `${comm}\n`);
+    };
+    const ready = workerThreadsReadiness(proc);
+    const e = { epoch: 1, pid: 42, startedAt: 0, ready: false };
+    expect(await ready(e)).toBe(false); // no such process
+    thread(42, 42, 'envoy');
+    thread(42, 43, 'dog:main_thread');
+    expect(await ready(e)).toBe(false); // initializing: no workers yet
+    thread(7, 8, 'wrk:worker_0');
+    expect(await ready(e)).toBe(false); // another process's workers
+    thread(42, 44, 'wrk:worker_0');
+    expect(await ready(e)).toBe(true);
+    fs.rmSync(proc, { recursive: true, force: true });
+  });
+
+  it('session counts are parsed from /stats (against a stub HTTP server, NOT Envoy)', async () => {
     // The stub only serves the text format Envoy's /stats documents (`name: value` per line).
     const stats: Record<string, number> = {
       'server.hot_restart_epoch': 0,
@@ -425,13 +446,6 @@ describe('EnvoyRestarter / EnvoyHotRestart (process logic, tested with a stand-i
     cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
     const adminUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
-    const ready = adminReadiness(adminUrl);
-    const e1 = { epoch: 1, pid: 1, startedAt: 0, ready: false };
-    expect(await ready(e1)).toBe(false); // the answer comes from epoch 0
-    stats['server.hot_restart_epoch'] = 1;
-    expect(await ready(e1)).toBe(false); // epoch 1, still initializing
-    stats['server.state'] = 0;
-    expect(await ready(e1)).toBe(true);
     expect(await readAdminStats(adminUrl, '^http\\.front\\.')).toEqual(
       new Map([['http.front.downstream_rq_active', 7], ['http.front.downstream_cx_active', 2]]),
     );
@@ -449,24 +463,10 @@ describe('EnvoyRestarter / EnvoyHotRestart (process logic, tested with a stand-i
   });
 });
 
-function findOnPath(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter).filter(Boolean)) {
-    const candidate = path.join(dir, name);
-    try {
-      fs.accessSync(candidate, fs.constants.X_OK);
-      if (fs.statSync(candidate).isFile()) return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
-
 describe('the restarter with the real Envoy (only where an envoy binary is installed)', () => {
-  const envoyBin = findOnPath('envoy');
-  if (!envoyBin) console.warn('[envoy-restarter.test] real-Envoy hot restart: skipped: no `envoy` binary on PATH (install Envoy to run it)');
+  const skip = envoySkipReason('envoy-restarter.test: real-Envoy hot restart');
 
-  it.skipIf(!envoyBin)('hot-restarts a real Envoy: epoch 1 takes over (admin reports it LIVE), epoch 0 exits after --parent-shutdown-time-s, stop leaves nothing', async () => {
+  it.skipIf(skip !== undefined)('hot-restarts a real Envoy: epoch 1 takes over (admin reports it LIVE), epoch 0 exits after --parent-shutdown-time-s, stop leaves nothing', async () => {
     const s = scene();
     const adminPort = await freePort();
     const adminUrl = `http://127.0.0.1:${adminPort}`;
@@ -478,7 +478,7 @@ describe('the restarter with the real Envoy (only where an envoy binary is insta
       baseId: 20_000 + (process.pid % 10_000),
       drainTimeS: 1,
       parentShutdownTimeS: 3,
-      isReady: adminReadiness(adminUrl),
+      isReady: workerThreadsReadiness(),
       readyTimeoutMs: 30_000,
       output: 'inherit',
     });
@@ -491,5 +491,34 @@ describe('the restarter with the real Envoy (only where an envoy binary is insta
     expect(r.finished).toBe(false);
     expect(await r.stop()).toBe(0);
     expect(alive(second.newPids[0]!)).toBe(false);
+  });
+
+  it.skipIf(skip !== undefined)('refuses a hot restart onto a binary whose --hot-restart-version changed; the running epoch keeps serving', async () => {
+    const s = scene();
+    const adminPort = await freePort();
+    const bootstrap = path.join(s.dir, 'bootstrap.yaml');
+    fs.writeFileSync(bootstrap, `admin:\n  address:\n    socket_address: { address: 127.0.0.1, port_value: ${adminPort} }\n`);
+    // The path the restarter runs: the real Envoy now, a different build (as a package upgrade would leave) later.
+    const bin = path.join(s.dir, 'envoy');
+    fs.symlinkSync(envoyBin!, bin);
+    const r = restarter(s, {
+      envoyBin: bin,
+      args: ['-c', bootstrap, '--concurrency', '1', '--log-level', 'warn'],
+      baseId: 30_000 + (process.pid % 10_000),
+      drainTimeS: 1,
+      parentShutdownTimeS: 3,
+      isReady: workerThreadsReadiness(),
+      readyTimeoutMs: 30_000,
+      output: 'inherit',
+    });
+    const first = await r.start();
+    fs.rmSync(bin);
+    fs.writeFileSync(bin, `#!/bin/sh\n[ "$1" = --hot-restart-version ] && { echo 99.999; exit 0; }\nexec ${envoyBin} "$@"\n`, { mode: 0o755 });
+    const refused = await r.restart().catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(HotRestartVersionMismatchError);
+    expect((refused as HotRestartVersionMismatchError).code).toBe('GW_ERR_ENVOY_HOT_RESTART_VERSION');
+    expect(r.epochs().map((e) => e.pid)).toEqual(first.newPids);
+    expect(alive(first.newPids[0]!)).toBe(true);
+    expect(await r.stop()).toBe(0);
   });
 });

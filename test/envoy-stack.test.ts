@@ -8,7 +8,8 @@ import { defaults, gatewaySchema } from '../lib/config.js';
 import { startBackendProcess, type BackendProcess } from '../gateway/backend-process.js';
 import { startEnvoyStack, type EnvoyStack } from '../gateway/envoy-stack.js';
 import { renderAdsEnvoyConfig } from '../gateway/envoy/local.js';
-import { findEnvoyBinary, formatProblem, validateEnvoyFile } from '../gateway/envoy/validate.js';
+import { envoySkipReason } from './helpers/envoy.js';
+import { formatProblem, validateEnvoyFile } from '../gateway/envoy/validate.js';
 import { MuxClient } from '../client/mux-client.js';
 import { freePort, privatePorts } from '../gateway/supervisor.js';
 import { logger } from '../lib/log.js';
@@ -153,10 +154,9 @@ describe('local --front envoy config', () => {
 });
 
 // The same gateway with a REAL Envoy, wherever an `envoy` binary is on PATH (or ENVOY_BIN is set).
-const envoyBin = findEnvoyBinary();
-if (!envoyBin) console.warn('[envoy-stack.test] gateway --front envoy with a real local Envoy: skipped: no `envoy` binary on PATH (install Envoy or set ENVOY_BIN)');
+const envoySkip = envoySkipReason('envoy-stack.test: gateway --front envoy with a real local Envoy');
 
-describe.skipIf(!envoyBin)('gateway --front envoy with a real local Envoy (xDS, restarter in this process)', () => {
+describe.skipIf(envoySkip !== undefined)('gateway --front envoy with a real local Envoy (xDS, restarter in this process)', () => {
   it('serves sessions on one connection through Envoy; POST /hot-restart keeps them echoing and new ones open', async () => {
     const ports = await privatePorts(2);
     const config = defaults(gatewaySchema, {

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ENVOY_VERSION } from '../gateway/envoy/binary.js';
 import WebSocket from 'ws';
 import { freePort } from '../gateway/supervisor.js';
 import { echo } from './helpers/stack.js';
@@ -59,6 +60,8 @@ describe('Dockerfile (read, not built: no Docker here)', () => {
     const froms = all.filter((i) => i.op === 'FROM').map((i) => i.args.split(/\s+/)[0]!).filter((f) => !stages.has(f));
     expect(froms).toContain('node:20-bookworm-slim');
     expect(froms.find((f) => f.startsWith('envoyproxy/envoy:'))).toMatch(/^envoyproxy\/envoy:v\d+\.\d+\.\d+$/);
+    // The same release as the PyPI wheel the tests run (envoy/VERSION).
+    expect(froms.find((f) => f.startsWith('envoyproxy/envoy:'))).toBe(`envoyproxy/envoy:v${ENVOY_VERSION}`);
     for (const f of froms) expect(f, f).not.toMatch(/:latest$|-latest$|^[^:]+$/);
   });
 

@@ -610,7 +610,7 @@ describe('consistency with the Envoy front config (envoy/)', () => {
     // The one intended difference: inline route_config (static) vs rds over ADS (xDS).
     const staticRoute = staticHcm.route_config as JsonObject;
     delete staticHcm.route_config;
-    expect(xdsHcm.rds).toEqual({ config_source: { ads: {}, resource_api_version: 'V3' }, route_config_name: staticRoute.name });
+    expect(xdsHcm.rds).toEqual({ config_source: { ads: {}, resource_api_version: 'V3', initial_fetch_timeout: '0s' }, route_config_name: staticRoute.name });
     delete xdsHcm.rds;
     expect(xdsHcm).toEqual(staticHcm);
     expect(R.frontRouteConfiguration(o)).toEqual(staticRoute);

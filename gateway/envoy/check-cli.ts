@@ -20,11 +20,11 @@ import {
   BOOTSTRAP_TYPE,
   encodeEnvoyMessage,
   envoyConfigFiles,
-  findEnvoyBinary,
   formatProblem,
   validateEnvoyFile,
   validateWithEnvoyBinary,
 } from './validate.js';
+import { findEnvoyBinary } from './binary.js';
 
 const out = (line = '') => process.stdout.write(`${line}\n`);
 

@@ -2,8 +2,6 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
-import { MissingToolError } from '../../lib/errors.js';
-import { findEnvoyBinary } from './validate.js';
 
 // A local Envoy front for users with an `envoy` binary (and for the any-front tests wherever one
 // exists): envoy/envoy-static.yaml or envoy/envoy.yaml (ADS), the same files, with the ports of this
@@ -12,14 +10,6 @@ import { findEnvoyBinary } from './validate.js';
 const ENVOY_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'envoy');
 const STATIC = path.join(ENVOY_DIR, 'envoy-static.yaml');
 const ADS = path.join(ENVOY_DIR, 'envoy.yaml');
-export const ENVOY_INSTALL_HINT = 'no `envoy` binary on PATH: run the Envoy stack with `docker compose up` (see docs/envoy.md), or install Envoy (https://www.envoyproxy.io/docs/envoy/latest/start/install)';
-
-export function requireEnvoy(): string {
-  const bin = findEnvoyBinary();
-  if (!bin) throw new MissingToolError('envoy', ENVOY_INSTALL_HINT);
-  return bin;
-}
-
 export interface LocalEnvoyPorts {
   host: string;
   frontPort: number;

@@ -28,6 +28,7 @@ import protobuf from 'protobufjs';
 import protojson from 'protobufjs/ext/protojson.js';
 import { logger } from '../../lib/log.js';
 import { EnvoyConfigError } from './errors.js';
+import { findEnvoyBinary } from './binary.js';
 import { loadEnvoyApi, type EnvoyApi } from './proto-root.js';
 import {
   checkAnyRules,
@@ -184,15 +185,10 @@ function info(t: PType): TypeInfo {
     }
     const requiredOneofs = t.oneofsArray.filter((o) => o.options?.['(validate.required)'] === true);
     const pgvDisabled = t.options?.['(validate.disabled)'] === true || t.options?.['(validate.ignored)'] === true;
-    let wip = t.options?.['(xds.annotations.v3.message_status).work_in_progress'] === true;
-    for (let p: protobuf.ReflectionObject | null = t.parent; p && !wip; p = p.parent) {
-      if (!(p instanceof protobuf.Type)) {
-        wip =
-          p.options?.['(udpa.annotations.file_status).work_in_progress'] === true ||
-          p.options?.['(xds.annotations.v3.file_status).work_in_progress'] === true;
-        break;
-      }
-    }
+    // Message-level status only: protobufjs merges the file options of every file of a package into
+    // one namespace, so a file-level work_in_progress would mark its neighbours too (envoy.type.v3
+    // has such a file, and Percent is stable).
+    const wip = t.options?.['(xds.annotations.v3.message_status).work_in_progress'] === true;
     i = { byKey, requiredOneofs, pgvDisabled, wip };
     typeInfo.set(t, i);
   }
@@ -1076,20 +1072,6 @@ export interface EnvoyBinaryResult {
   /** Why it was skipped, or the tail of Envoy's output when it failed. */
   detail: string;
   binary?: string;
-}
-
-/** The first executable `envoy` on PATH (or `ENVOY_BIN`), if any. */
-export function findEnvoyBinary(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const candidates = env.ENVOY_BIN ? [env.ENVOY_BIN] : (env.PATH ?? '').split(path.delimiter).filter(Boolean).map((d) => path.join(d, 'envoy'));
-  for (const c of candidates) {
-    try {
-      fs.accessSync(c, fs.constants.X_OK);
-      if (fs.statSync(c).isFile()) return c;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
 }
 
 /** `envoy --mode validate -c <file>` when an envoy binary is on PATH; otherwise `skipped`. */

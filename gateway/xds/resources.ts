@@ -64,6 +64,9 @@ export const DEFAULT_RESOURCE_OPTIONS: ResourceOptions = {
 };
 
 const ADS_SOURCE = { ads: {}, resource_api_version: 'V3' } as const;
+// The front's own route and endpoints wait for the control plane as long as it takes (Envoy's 15 s
+// default would warm a listener or cluster with nothing in it), as LDS/CDS do in envoy/envoy.yaml.
+const FRONT_ADS_SOURCE = { ...ADS_SOURCE, initial_fetch_timeout: '0s' } as const;
 
 const routerFilter = (): JsonObject => ({
   name: 'envoy.filters.http.router',
@@ -96,9 +99,11 @@ export function frontHttpConnectionManager(o: ResourceOptions): JsonObject {
       initial_stream_window_size: 65536,
       initial_connection_window_size: 1048576,
       connection_keepalive: { interval: '30s', timeout: '10s' },
+      // 10,000 sessions with an echo each in flight pass Envoy's default flood limit of 10,000 frames.
+      max_outbound_frames: 100000,
     },
     upgrade_configs: [{ upgrade_type: 'websocket' }],
-    rds: { config_source: ADS_SOURCE, route_config_name: o.front.routeConfigName },
+    rds: { config_source: FRONT_ADS_SOURCE, route_config_name: o.front.routeConfigName },
     http_filters: [routerFilter()],
   };
 }
@@ -115,6 +120,17 @@ export function frontListener(o: ResourceOptions): JsonObject {
   };
 }
 
+/**
+ * Envoy turns an HTTP/2 extended CONNECT into an HTTP/1.1 Upgrade without the Sec-WebSocket-Key RFC
+ * 6455 requires (envoyproxy/envoy#8547), which `ws` refuses with 400: the front supplies a fixed
+ * valid key where the client sent none (an HTTP/1.1 client's own key, and the backend's Accept for
+ * it, pass through). And the client's transport, for the backend's sessions-by-transport.
+ */
+export const FRONT_REQUEST_HEADERS: JsonObject[] = [
+  { header: { key: 'sec-websocket-key', value: 'dGhlIHNhbXBsZSBub25jZQ==' }, append_action: 'ADD_IF_ABSENT' },
+  { header: { key: 'x-front-http-version', value: '%PROTOCOL%' }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+];
+
 export function frontRouteConfiguration(o: ResourceOptions): JsonObject {
   return {
     name: o.front.routeConfigName,
@@ -122,6 +138,7 @@ export function frontRouteConfiguration(o: ResourceOptions): JsonObject {
       {
         name: o.cluster,
         domains: ['*'],
+        request_headers_to_add: FRONT_REQUEST_HEADERS,
         routes: [
           {
             match: { prefix: '/' },
@@ -180,7 +197,7 @@ export function cluster(o: ResourceOptions): JsonObject {
   return {
     name: o.cluster,
     type: 'EDS',
-    eds_cluster_config: { eds_config: ADS_SOURCE },
+    eds_cluster_config: { eds_config: FRONT_ADS_SOURCE },
     connect_timeout: '5s',
     // Per request — per WebSocket stream — round robin, weighted by load_balancing_weight (Envoy);
     // or a consistent-hash ring over the route's hash_policy (the same room → the same backend, and
@@ -198,6 +215,9 @@ export function cluster(o: ResourceOptions): JsonObject {
               { http_protocol_options: {} },
       },
     },
+    // Never route to an endpoint the registry marked down or draining, however few are left:
+    // Envoy's default panic threshold (50%) would spread streams over all of them.
+    common_lb_config: { healthy_panic_threshold: { value: 0 } },
     // Envoy's default ring of 1,024 entries (as in envoy-static-sticky.yaml), said explicitly.
     ...(o.front.balance === 'room' && { ring_hash_lb_config: { minimum_ring_size: 1024 } }),
     // Envoy's 1,024 defaults would stop an HTTP/1.1 upstream at 1,024 sessions.

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { readEnvoyFrontCounts } from '../../gateway/envoy/stats.js';
 import { renderStaticEnvoyConfig } from '../../gateway/envoy/local.js';
-import { findEnvoyBinary } from '../../gateway/envoy/validate.js';
+import { envoyBin, envoySkipReason } from './envoy.js';
 import { startBackendProcess, type BackendProcess } from '../../gateway/backend-process.js';
 import { canConnect, freePort, Supervised, waitFor } from '../../gateway/supervisor.js';
 import { defaults, gatewaySchema } from '../../lib/config.js';
@@ -66,9 +66,8 @@ async function localEnvoy(bin: string): Promise<TestFront> {
 
 export function frontChoices(env: NodeJS.ProcessEnv = process.env): FrontChoice[] {
   const choices: FrontChoice[] = [{ name: 'haproxy', start: haproxy }];
-  const bin = findEnvoyBinary(env);
   if (env.ENVOY_URL) choices.push({ name: 'envoy', start: () => envoyAt(env.ENVOY_URL!, env.ENVOY_ADMIN_URL ?? 'http://127.0.0.1:9901') });
-  else if (bin) choices.push({ name: 'envoy', start: () => localEnvoy(bin) });
-  else choices.push({ name: 'envoy', skip: 'no `envoy` binary on PATH and no ENVOY_URL (e.g. ENVOY_URL=http://127.0.0.1:8080 after `docker compose up`)' });
+  else if (envoyBin) choices.push({ name: 'envoy', start: () => localEnvoy(envoyBin!) });
+  else choices.push({ name: 'envoy', skip: envoySkipReason('fronts') ?? 'no envoy' });
   return choices;
 }

@@ -57,12 +57,19 @@ export interface StackOptions {
 /** Steps that undo a start-up, run last-added first, each once (a failed start runs them too). */
 export class Teardown {
   readonly #steps: Array<() => Promise<unknown> | unknown> = [];
+  #running = false;
 
   add(step: () => Promise<unknown> | unknown): void {
     this.#steps.push(step);
   }
 
+  /** True from the moment run() starts: what it will stop later must not be restarted meanwhile. */
+  get running(): boolean {
+    return this.#running;
+  }
+
   async run(): Promise<void> {
+    this.#running = true;
     for (let step = this.#steps.pop(); step; step = this.#steps.pop()) await step();
   }
 }

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { GatewayError } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
+import { parseRequestTarget } from '../lib/request-target.js';
 import type { DrainController } from './drain.js';
 import { HttpError, parseBody, readJsonBody } from './http-json.js';
 import type { HealthChecker } from './health.js';
@@ -141,7 +142,9 @@ export async function startAdminApi(deps: AdminDeps, host: string, port: number)
   });
 
   async function route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://admin');
+    const target = parseRequestTarget(req.url);
+    if (!target.ok) throw new HttpError(400, target.error.code, target.error.message);
+    const { url } = target;
     const parts = url.pathname.split('/').filter(Boolean);
     const method = req.method ?? 'GET';
     const json = (status: number, body: unknown) => {
@@ -215,6 +218,8 @@ export async function startAdminApi(deps: AdminDeps, host: string, port: number)
     throw new HttpError(405, 'GW_ERR_METHOD', `${method} ${url.pathname} is not supported`);
   }
 
+  // Every exception of a route, thrown or rejected, ends here as an answer (route is async): none
+  // reaches the process, which also runs the registry, health checks and the front.
   const server = http.createServer((req, res) => {
     route(req, res).catch((err: unknown) => {
       const status =

@@ -6,11 +6,13 @@ import { z } from 'zod';
 import { GatewayError } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
 import { parseRequestTarget } from '../lib/request-target.js';
+import type { BackendProcess } from './backend-process.js';
 import type { DrainController } from './drain.js';
 import { HttpError, parseBody, readJsonBody } from './http-json.js';
 import type { HealthChecker } from './health.js';
 import { HaproxyConfigRejectedError } from './haproxy.js';
 import type { HotRestartEngine } from './hot-restart.js';
+import type { RestartEvent } from './supervisor.js';
 import type { XdsServer } from './xds/index.js';
 import {
   addressSchema,
@@ -34,8 +36,9 @@ import {
 //   GET    /xds                    xDS clients (Envoy, gRPC): versions sent, ACKed, NACKed per type
 //   GET    /front                  client TCP connections vs WebSocket sessions at the proxy
 //   GET    /rooms                  chat presence: room → member → backend, across backends
-//   GET    /events                 Server-Sent Events of registry changes and restarts: first a
-//                                  `snapshot`, then `history` (the last 100 events), then live ones
+//   GET    /events                 Server-Sent Events of registry changes, drains, hot restarts and
+//                                  backend restarts: first a `snapshot`, then `history` (the last
+//                                  100 events), then live ones
 //   GET    /healthz
 // Bad input → 400 naming the field; unknown id → 404; conflicts → 409.
 // Every route but GET /healthz needs the admin token: `Authorization: Bearer <token>`, or the
@@ -53,6 +56,8 @@ export interface AdminDeps {
   xds?: Pick<XdsServer, 'versions'>;
   /** Client TCP connections vs WebSocket sessions at the front, as the proxy itself counts them. */
   front?: () => Promise<FrontCounts>;
+  /** Backend processes this gateway runs: each restart after a crash becomes a `backend-restarted` event. */
+  backends?: readonly Pick<BackendProcess, 'id' | 'keeper'>[];
   /** More routes (the web page and dashboard): return true when the request was handled. */
   extraRoutes?: (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => Promise<boolean>;
   log?: Logger;
@@ -107,6 +112,13 @@ export async function startAdminApi(deps: AdminDeps, host: string, port: number)
   const onChange = (e: RegistryEvent) => publish('endpoint', e);
   registry.on('change', onChange);
   drain.on('drained', (r) => publish('drained', r));
+  const onBackendRestart = (id: string) => (e: RestartEvent) =>
+    publish('backend-restarted', { id, pid: e.pid, previousPid: e.previousPid, exit: e.exit, restarts: e.restarts, downMs: e.downMs });
+  const restartListeners = (deps.backends ?? []).map((b) => {
+    const listener = onBackendRestart(b.id);
+    b.keeper.on('restarted', listener);
+    return () => b.keeper.off('restarted', listener);
+  });
 
   /** Merge each live endpoint's view (with Redis every backend sees all; without, each its own). */
   async function roomPresence(): Promise<Record<string, Record<string, string>>> {
@@ -250,6 +262,7 @@ export async function startAdminApi(deps: AdminDeps, host: string, port: number)
     publish,
     close: async () => {
       registry.off('change', onChange);
+      for (const off of restartListeners) off();
       for (const res of subscribers) res.end();
       await new Promise<void>((r) => server.close(() => r()));
     },

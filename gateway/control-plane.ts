@@ -5,7 +5,7 @@ import { MissingToolError } from '../lib/errors.js';
 import { dialHost } from '../lib/loopback.js';
 import { ensureAdminToken } from './admin-token.js';
 import { startAdminApi, type AdminDeps, type AdminServer } from './admin-api.js';
-import { backendId } from './backend-process.js';
+import { backendId, type BackendProcess } from './backend-process.js';
 import { DrainController } from './drain.js';
 import { HealthChecker } from './health.js';
 import type { HotRestartEngine } from './hot-restart.js';
@@ -90,6 +90,8 @@ export interface ControlPlaneOptions {
   extraRoutes?: AdminDeps['extraRoutes'];
   /** Where the xDS server tells an Envoy front to listen (balancing and upstream protocol come from the config). */
   xdsFront?: Pick<FrontOptions, 'address' | 'port'>;
+  /** Backend processes the stack started: their restarts are published on the admin API's events. */
+  backends?: readonly BackendProcess[];
 }
 
 export async function startControlPlane(config: GatewayConfig, registry: EndpointRegistry, options: ControlPlaneOptions): Promise<ControlPlane> {
@@ -118,7 +120,7 @@ export async function startControlPlane(config: GatewayConfig, registry: Endpoin
     teardown.add(() => xds.close());
     const token = ensureAdminToken(config.stateDir, config.adminToken);
     const admin = await startAdminApi(
-      { token, registry, drain, health, hotRestart: options.hotRestart, xds, front: options.front, extraRoutes: options.extraRoutes },
+      { token, registry, drain, health, hotRestart: options.hotRestart, xds, front: options.front, extraRoutes: options.extraRoutes, backends: options.backends },
       config.host,
       config.adminPort,
     );

@@ -11,6 +11,7 @@ export class BackendMetrics {
   readonly bytes: client.Counter<'direction' | 'transport'>;
   readonly closes: client.Counter<'code'>;
   readonly limitHits: client.Counter<'limit'>;
+  readonly handlerErrors: client.Counter<'handler'>;
 
   constructor(backendId: string) {
     this.registry.setDefaultLabels({ backend: backendId });
@@ -30,6 +31,12 @@ export class BackendMetrics {
       name: 'ws_limit_hits_total',
       help: 'Sessions refused or closed by a limit (auth, origin, per_ip, rate, slow_consumer, room_size, heartbeat)',
       labelNames: ['limit'],
+      registers,
+    });
+    this.handlerErrors = new client.Counter({
+      name: 'backend_handler_errors_total',
+      help: 'Exceptions that escaped a request, upgrade or stream handler (answered 500 or reset; a bug to look into)',
+      labelNames: ['handler'],
       registers,
     });
   }

@@ -10,6 +10,7 @@ import type { BackendConfig } from '../lib/config.js';
 import { CloseCode } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
 import { createSniffingServer } from '../lib/protocol-sniffer.js';
+import { parseRequestTarget } from '../lib/request-target.js';
 import { acceptExtendedConnect } from '../lib/ws-h2-adapter.js';
 import { BackendMetrics, type Transport } from './metrics.js';
 import { HandshakeAuth } from './handshake-auth.js';
@@ -144,6 +145,28 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
     return { status: 404, type: 'text/plain', body: async () => `no route for ${path}\n` };
   }
 
+  /**
+   * The last resort around each request, upgrade and stream handler: whatever escapes `handler`
+   * (thrown or rejected) is logged and `answer`ed (500 or a reset) instead of reaching the process,
+   * where a single request would end every session on this backend.
+   */
+  function guarded(handler: 'h1-request' | 'h1-upgrade' | 'h2-stream', run: () => void | Promise<void>, answer: () => void): void {
+    const fail = (err: unknown) => {
+      metrics.handlerErrors.inc({ handler });
+      log.error({ err, handler }, 'request handler failed; answered with an internal error');
+      try {
+        answer();
+      } catch (answerErr) {
+        log.error({ err: answerErr, handler }, 'could not answer the failed request');
+      }
+    };
+    try {
+      void run()?.catch(fail);
+    } catch (err) {
+      fail(err);
+    }
+  }
+
   // ---- HTTP/1.1: plain requests and Upgrade ------------------------------------------------
   const wss = new WebSocketServer({
     noServer: true,
@@ -159,11 +182,22 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
   const handshakeDone = (socket: object) => clearTimeout(handshakeTimers.get(socket));
   const h1 = http.createServer(
     { headersTimeout: config.handshakeTimeoutMs, requestTimeout: config.handshakeTimeoutMs },
-    async (req, res) => {
+    (req, res) => {
       handshakeDone(req.socket);
-      const url = new URL(req.url ?? '/', 'http://backend');
-      const answer = plainResponse(url.pathname, req.method ?? 'GET');
-      res.writeHead(answer.status, { 'content-type': answer.type, ...idHeader }).end(await answer.body());
+      guarded(
+        'h1-request',
+        async () => {
+          const target = parseRequestTarget(req.url);
+          if (!target.ok) {
+            res.writeHead(400, { 'content-type': 'text/plain', connection: 'close', ...idHeader }).end(`${target.error.message}\n`);
+            return;
+          }
+          const answer = plainResponse(target.url.pathname, req.method ?? 'GET');
+          const body = await answer.body();
+          res.writeHead(answer.status, { 'content-type': answer.type, ...idHeader }).end(body);
+        },
+        () => (res.headersSent ? res.destroy() : res.writeHead(500, { 'content-type': 'text/plain', connection: 'close', ...idHeader }).end('internal error\n')),
+      );
     },
   );
   h1.on('connection', (socket: net.Socket) => {
@@ -177,19 +211,36 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
     );
     socket.once('close', () => h1Sockets.delete(socket));
   });
-  h1.on('upgrade', async (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+  h1.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     handshakeDone(req.socket);
     socket.on('error', () => socket.destroy());
-    const url = new URL(req.url ?? '/', 'http://backend');
+    /** Once a status line is on the wire (a refusal or the 101), a failure can only drop the socket. */
+    let answered = false;
     const refuse = (status: number, reason: string, route?: RouteMatch) => {
+      answered = true;
       metrics.handshakes.inc({ transport: 'h1', route: route?.name ?? 'none', result: String(status) });
-      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nx-backend-id: ${config.id}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${reason}\n`);
+      // Destroyed once written: the connection is done, and a client that never closes its side
+      // would otherwise keep it open.
+      socket.end(
+        `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nx-backend-id: ${config.id}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${reason}\n`,
+        () => socket.destroy(),
+      );
     };
-    if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return refuse(400, 'only "Upgrade: websocket" is served');
-    const admission = await admit(url.pathname, url.searchParams, req.headers, req.socket.remoteAddress);
-    if (!admission.ok) return refuse(admission.status, admission.reason, admission.route);
-    wss.handleUpgrade(req, socket, head, (ws) =>
-      begin(ws, 'h1', clientTransport(req.headers['x-front-http-version'], 'h1'), admission.route, url.searchParams, admission.ip),
+    guarded(
+      'h1-upgrade',
+      async () => {
+        const target = parseRequestTarget(req.url);
+        if (!target.ok) return refuse(400, target.error.message);
+        const { url } = target;
+        if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return refuse(400, 'only "Upgrade: websocket" is served');
+        const admission = await admit(url.pathname, url.searchParams, req.headers, req.socket.remoteAddress);
+        if (!admission.ok) return refuse(admission.status, admission.reason, admission.route);
+        answered = true; // ws writes the 101 (or its own 400) from here on
+        wss.handleUpgrade(req, socket, head, (ws) =>
+          begin(ws, 'h1', clientTransport(req.headers['x-front-http-version'], 'h1'), admission.route, url.searchParams, admission.ip),
+        );
+      },
+      () => (answered || socket.destroyed ? socket.destroy() : refuse(500, 'internal error')),
     );
   });
 
@@ -208,38 +259,45 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
   });
   h2.on('stream', (stream, headers) => {
     stream.on('error', (err) => log.debug({ err: err.message }, 'h2 stream error'));
-    const url = new URL(String(headers[':path'] ?? '/'), 'http://backend');
-    if (headers[':method'] === 'CONNECT') {
-      const refuse = (status: number, reason: string, route?: RouteMatch) => {
-        metrics.handshakes.inc({ transport: 'h2', route: route?.name ?? 'none', result: String(status) });
-        if (stream.destroyed) return;
-        stream.respond({ ':status': status, 'content-type': 'text/plain', ...idHeader });
-        stream.end(reason + '\n');
-      };
-      void admit(url.pathname, url.searchParams, headers, stream.session?.socket?.remoteAddress).then((admission) => {
-        if (!admission.ok) return refuse(admission.status, admission.reason, admission.route);
-        if (stream.destroyed) return;
-        const result = acceptExtendedConnect(stream, headers, {
-          protocols: SUBPROTOCOLS,
-          responseHeaders: idHeader,
-          maxPayload: config.maxPayloadBytes,
-        });
-        if (!result.ok) {
-          metrics.handshakes.inc({ transport: 'h2', route: admission.route.name, result: String(result.status) });
+    const connect = headers[':method'] === 'CONNECT';
+    const respond = (status: number, type: string, body: string) => {
+      if (stream.destroyed) return;
+      stream.respond({ ':status': status, 'content-type': type, ...idHeader });
+      stream.end(body);
+    };
+    const refuse = (status: number, reason: string, route?: RouteMatch) => {
+      if (connect) metrics.handshakes.inc({ transport: 'h2', route: route?.name ?? 'none', result: String(status) });
+      respond(status, 'text/plain', reason + '\n');
+    };
+    guarded(
+      'h2-stream',
+      async () => {
+        const target = parseRequestTarget(headers[':path']);
+        if (!target.ok) return refuse(400, target.error.message);
+        const { url } = target;
+        if (connect) {
+          const admission = await admit(url.pathname, url.searchParams, headers, stream.session?.socket?.remoteAddress);
+          if (!admission.ok) return refuse(admission.status, admission.reason, admission.route);
+          if (stream.destroyed) return;
+          const result = acceptExtendedConnect(stream, headers, {
+            protocols: SUBPROTOCOLS,
+            responseHeaders: idHeader,
+            maxPayload: config.maxPayloadBytes,
+          });
+          if (!result.ok) {
+            metrics.handshakes.inc({ transport: 'h2', route: admission.route.name, result: String(result.status) });
+            return;
+          }
+          begin(result.ws, 'h2', clientTransport(headers['x-front-http-version'], 'h2'), admission.route, url.searchParams, admission.ip);
           return;
         }
-        begin(result.ws, 'h2', clientTransport(headers['x-front-http-version'], 'h2'), admission.route, url.searchParams, admission.ip);
-      });
-      return;
-    }
-    const answer = plainResponse(url.pathname, String(headers[':method']));
-    void answer.body().then(
-      (body) => {
-        if (stream.destroyed) return;
-        stream.respond({ ':status': answer.status, 'content-type': answer.type, ...idHeader });
-        stream.end(body);
+        const answer = plainResponse(url.pathname, String(headers[':method']));
+        respond(answer.status, answer.type, await answer.body());
       },
-      () => stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR),
+      () =>
+        stream.headersSent || stream.destroyed
+          ? stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR)
+          : respond(500, 'text/plain', 'internal error\n'),
     );
   });
 

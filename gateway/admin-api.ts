@@ -5,11 +5,14 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { GatewayError } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
+import { parseRequestTarget } from '../lib/request-target.js';
+import type { BackendProcess } from './backend-process.js';
 import type { DrainController } from './drain.js';
 import { HttpError, parseBody, readJsonBody } from './http-json.js';
 import type { HealthChecker } from './health.js';
 import { HaproxyConfigRejectedError } from './haproxy.js';
 import type { HotRestartEngine } from './hot-restart.js';
+import type { RestartEvent } from './supervisor.js';
 import type { XdsServer } from './xds/index.js';
 import {
   addressSchema,
@@ -33,8 +36,9 @@ import {
 //   GET    /xds                    xDS clients (Envoy, gRPC): versions sent, ACKed, NACKed per type
 //   GET    /front                  client TCP connections vs WebSocket sessions at the proxy
 //   GET    /rooms                  chat presence: room → member → backend, across backends
-//   GET    /events                 Server-Sent Events of registry changes and restarts: first a
-//                                  `snapshot`, then `history` (the last 100 events), then live ones
+//   GET    /events                 Server-Sent Events of registry changes, drains, hot restarts and
+//                                  backend restarts: first a `snapshot`, then `history` (the last
+//                                  100 events), then live ones
 //   GET    /healthz
 // Bad input → 400 naming the field; unknown id → 404; conflicts → 409.
 // Every route but GET /healthz needs the admin token: `Authorization: Bearer <token>`, or the
@@ -52,6 +56,8 @@ export interface AdminDeps {
   xds?: Pick<XdsServer, 'versions'>;
   /** Client TCP connections vs WebSocket sessions at the front, as the proxy itself counts them. */
   front?: () => Promise<FrontCounts>;
+  /** Backend processes this gateway runs: each restart after a crash becomes a `backend-restarted` event. */
+  backends?: readonly Pick<BackendProcess, 'id' | 'keeper'>[];
   /** More routes (the web page and dashboard): return true when the request was handled. */
   extraRoutes?: (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => Promise<boolean>;
   log?: Logger;
@@ -106,6 +112,13 @@ export async function startAdminApi(deps: AdminDeps, host: string, port: number)
   const onChange = (e: RegistryEvent) => publish('endpoint', e);
   registry.on('change', onChange);
   drain.on('drained', (r) => publish('drained', r));
+  const onBackendRestart = (id: string) => (e: RestartEvent) =>
+    publish('backend-restarted', { id, pid: e.pid, previousPid: e.previousPid, exit: e.exit, restarts: e.restarts, downMs: e.downMs });
+  const restartListeners = (deps.backends ?? []).map((b) => {
+    const listener = onBackendRestart(b.id);
+    b.keeper.on('restarted', listener);
+    return () => b.keeper.off('restarted', listener);
+  });
 
   /** Merge each live endpoint's view (with Redis every backend sees all; without, each its own). */
   async function roomPresence(): Promise<Record<string, Record<string, string>>> {
@@ -141,7 +154,9 @@ export async function startAdminApi(deps: AdminDeps, host: string, port: number)
   });
 
   async function route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://admin');
+    const target = parseRequestTarget(req.url);
+    if (!target.ok) throw new HttpError(400, target.error.code, target.error.message);
+    const { url } = target;
     const parts = url.pathname.split('/').filter(Boolean);
     const method = req.method ?? 'GET';
     const json = (status: number, body: unknown) => {
@@ -215,6 +230,8 @@ export async function startAdminApi(deps: AdminDeps, host: string, port: number)
     throw new HttpError(405, 'GW_ERR_METHOD', `${method} ${url.pathname} is not supported`);
   }
 
+  // Every exception of a route, thrown or rejected, ends here as an answer (route is async): none
+  // reaches the process, which also runs the registry, health checks and the front.
   const server = http.createServer((req, res) => {
     route(req, res).catch((err: unknown) => {
       const status =
@@ -245,6 +262,7 @@ export async function startAdminApi(deps: AdminDeps, host: string, port: number)
     publish,
     close: async () => {
       registry.off('change', onChange);
+      for (const off of restartListeners) off();
       for (const res of subscribers) res.end();
       await new Promise<void>((r) => server.close(() => r()));
     },

@@ -3,10 +3,12 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { BACKEND_FIELDS, kebab, type GatewayConfig } from '../lib/config.js';
 import type { Teardown } from './control-plane.js';
-import { assertPortFree, Supervised, waitFor } from './supervisor.js';
+import { assertPortFree, RestartingChild, Supervised, waitFor, type RestartPolicy } from './supervisor.js';
 
 // A backend (`backend/main.ts`) as a child process of the gateway, the bench or a test, with every
-// backend setting the gateway has passed down as flags.
+// backend setting the gateway has passed down as flags. One that crashes is started again on the
+// same port (RestartingChild); the front's and the gateway's health checks take it out of rotation
+// while it is down and back in once /healthz answers.
 
 const BACKEND_MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'backend', 'main.ts');
 
@@ -14,7 +16,10 @@ export interface BackendProcess {
   id: string;
   host: string;
   port: number;
-  process: Supervised;
+  /** The running child: a new one after each restart. */
+  readonly process: Supervised;
+  /** Restarts after a crash ('restarted' events); its stop() stops the backend for good. */
+  readonly keeper: RestartingChild;
   url: string;
 }
 
@@ -34,10 +39,11 @@ export async function startBackendProcess(
   log: Logger,
   output: 'inherit' | 'lines',
   redisUrl?: string,
+  restart: { policy?: Partial<RestartPolicy>; mayRestart?: () => boolean } = {},
 ): Promise<BackendProcess> {
   await assertPortFree(config.host, port, `backend ${id}`);
   const childLog = log.child({ backend: id });
-  const proc = new Supervised({
+  const spawn = () => new Supervised({
     name: `backend ${id}`,
     command: process.execPath,
     args: [
@@ -57,8 +63,23 @@ export async function startBackendProcess(
     onStderrLine: (line) => childLog.warn({ child: line }),
   });
   const url = `http://${config.host}:${port}`;
-  await proc.whileRunning(waitFor(`backend ${id} /healthz`, () => healthy(url), 15_000, 100));
-  return { id, host: config.host, port, process: proc, url };
+  const keeper = await RestartingChild.start({
+    name: `backend ${id}`,
+    spawn,
+    ready: () => waitFor(`backend ${id} /healthz`, () => healthy(url), 15_000, 100),
+    log: childLog,
+    ...restart,
+  });
+  return {
+    id,
+    host: config.host,
+    port,
+    get process() {
+      return keeper.child;
+    },
+    keeper,
+    url,
+  };
 }
 
 /**
@@ -70,11 +91,16 @@ export async function startConfiguredBackends(
   log: Logger,
   output: 'inherit' | 'lines',
   redisUrl: string | undefined,
-  teardown: Pick<Teardown, 'add'>,
+  teardown: Pick<Teardown, 'add' | 'running'>,
 ): Promise<BackendProcess[]> {
   const backends: BackendProcess[] = [];
-  teardown.add(() => Promise.all(backends.map((b) => b.process.stop(config.drainTimeoutMs + 2_000))));
-  const results = await Promise.allSettled(config.backendPorts.map((port, i) => startBackendProcess(config, backendId(i), port, log, output, redisUrl)));
+  teardown.add(() => Promise.all(backends.map((b) => b.keeper.stop(config.drainTimeoutMs + 2_000))));
+  // From the first step of the stack's stop on, a backend that dies stays down: the teardown is
+  // about to stop it anyway.
+  const mayRestart = () => !teardown.running;
+  const results = await Promise.allSettled(
+    config.backendPorts.map((port, i) => startBackendProcess(config, backendId(i), port, log, output, redisUrl, { mayRestart })),
+  );
   for (const r of results) if (r.status === 'fulfilled') backends.push(r.value);
   const failed = results.find((r) => r.status === 'rejected');
   if (failed) throw failed.reason;

@@ -5,7 +5,7 @@ import { MissingToolError } from '../lib/errors.js';
 import { dialHost } from '../lib/loopback.js';
 import { ensureAdminToken } from './admin-token.js';
 import { startAdminApi, type AdminDeps, type AdminServer } from './admin-api.js';
-import { backendId } from './backend-process.js';
+import { backendId, type BackendProcess } from './backend-process.js';
 import { DrainController } from './drain.js';
 import { HealthChecker } from './health.js';
 import type { HotRestartEngine } from './hot-restart.js';
@@ -57,12 +57,19 @@ export interface StackOptions {
 /** Steps that undo a start-up, run last-added first, each once (a failed start runs them too). */
 export class Teardown {
   readonly #steps: Array<() => Promise<unknown> | unknown> = [];
+  #running = false;
 
   add(step: () => Promise<unknown> | unknown): void {
     this.#steps.push(step);
   }
 
+  /** True from the moment run() starts: what it will stop later must not be restarted meanwhile. */
+  get running(): boolean {
+    return this.#running;
+  }
+
   async run(): Promise<void> {
+    this.#running = true;
     for (let step = this.#steps.pop(); step; step = this.#steps.pop()) await step();
   }
 }
@@ -83,6 +90,8 @@ export interface ControlPlaneOptions {
   extraRoutes?: AdminDeps['extraRoutes'];
   /** Where the xDS server tells an Envoy front to listen (balancing and upstream protocol come from the config). */
   xdsFront?: Pick<FrontOptions, 'address' | 'port'>;
+  /** Backend processes the stack started: their restarts are published on the admin API's events. */
+  backends?: readonly BackendProcess[];
 }
 
 export async function startControlPlane(config: GatewayConfig, registry: EndpointRegistry, options: ControlPlaneOptions): Promise<ControlPlane> {
@@ -111,7 +120,7 @@ export async function startControlPlane(config: GatewayConfig, registry: Endpoin
     teardown.add(() => xds.close());
     const token = ensureAdminToken(config.stateDir, config.adminToken);
     const admin = await startAdminApi(
-      { token, registry, drain, health, hotRestart: options.hotRestart, xds, front: options.front, extraRoutes: options.extraRoutes },
+      { token, registry, drain, health, hotRestart: options.hotRestart, xds, front: options.front, extraRoutes: options.extraRoutes, backends: options.backends },
       config.host,
       config.adminPort,
     );

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { GatewayError } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
 import { isLoopbackHost } from '../lib/loopback.js';
+import { parseRequestTarget } from '../lib/request-target.js';
 import type { EnvoyRestarter, EnvoyRestartResult, EpochSource, LiveEpoch } from './envoy-restarter.js';
 
 // The Envoy restarter's control API: how a gateway in ANOTHER process asks for a hot restart. In
@@ -34,27 +35,40 @@ export async function startRestarterControl(
   if (!isLoopbackHost(host)) {
     throw new RestarterControlError('GW_ERR_CONFIG', `invalid config field "controlHost": the restart control API binds loopback only, got ${host}`);
   }
-  const server = http.createServer((req, res) => {
-    const send = (status: number, body: unknown) => {
-      res.writeHead(status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body) + '\n');
-    };
-    const path = new URL(req.url ?? '/', 'http://control').pathname;
-    if (req.method === 'GET' && path === '/healthz') return send(200, { ok: true });
-    if (req.method === 'GET' && path === '/epochs') return send(200, { epochs: restarter.epochs() });
+  const send = (res: http.ServerResponse, status: number, body: unknown) => {
+    if (res.headersSent) return void res.destroy();
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(body) + '\n');
+  };
+  const handle = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const target = parseRequestTarget(req.url);
+    if (!target.ok) return send(res, 400, { error: { code: target.error.code, message: target.error.message } });
+    const path = target.url.pathname;
+    if (req.method === 'GET' && path === '/healthz') return send(res, 200, { ok: true });
+    if (req.method === 'GET' && path === '/epochs') return send(res, 200, { epochs: restarter.epochs() });
     if (req.method === 'POST' && path === '/restart') {
       log.info('hot restart requested over the control API');
       restarter.restart().then(
-        (result) => send(200, result),
+        (result) => send(res, 200, result),
         (err: unknown) => {
           const code = err instanceof GatewayError ? err.code : 'GW_ERR_INTERNAL';
           log.error({ code, err: (err as Error).message }, 'hot restart failed');
-          send(409, { error: { code, message: (err as Error).message } });
+          send(res, 409, { error: { code, message: (err as Error).message } });
         },
       );
       return;
     }
-    send(404, { error: { code: 'GW_ERR_NOT_FOUND', message: `no route ${req.method} ${path}` } });
+    send(res, 404, { error: { code: 'GW_ERR_NOT_FOUND', message: `no route ${req.method} ${path}` } });
+  };
+  // The restarter process owns every Envoy epoch: an exception out of a handler would take the
+  // front down with it, so anything one throws is answered 500 instead.
+  const server = http.createServer((req, res) => {
+    try {
+      handle(req, res);
+    } catch (err) {
+      log.error({ err }, 'restart control API handler failed');
+      send(res, 500, { error: { code: 'GW_ERR_INTERNAL', message: (err as Error).message } });
+    }
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

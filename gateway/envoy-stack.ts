@@ -97,6 +97,7 @@ export async function startEnvoyStack(
       front,
       extraRoutes: options.extraRoutes,
       xdsFront: { address: config.host, port: config.frontPort },
+      backends,
     });
     teardown.add(() => plane.stop());
 

@@ -77,7 +77,7 @@ export async function startStack(
     const front = async () => ({ engine: 'haproxy' as const, version: haproxy.version, ...(await haproxy.frontCounts()) });
     // The xDS server runs here too: an Envoy front (docker compose, or an `envoy` binary with
     // envoy/envoy.yaml) can follow the same registry alongside HAProxy.
-    const plane = await startControlPlane(config, registry, { hotRestart, front, extraRoutes: options.extraRoutes });
+    const plane = await startControlPlane(config, registry, { hotRestart, front, extraRoutes: options.extraRoutes, backends });
     teardown.add(() => plane.stop());
 
     return {

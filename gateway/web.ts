@@ -82,8 +82,10 @@ const TYPES: Record<string, string> = {
 function frontFor(base: string, req: http.IncomingMessage): URL {
   const url = new URL(base);
   if (url.hostname === '0.0.0.0' || url.hostname === '[::]') {
-    const requestHost = new URL(`http://${req.headers.host ?? '127.0.0.1'}`).hostname;
-    url.hostname = requestHost;
+    const host = req.headers.host ?? '127.0.0.1';
+    // The Host header is the client's to get wrong ("[", "%zz"): its fault, so a 400 rather than a 500.
+    if (!URL.canParse(`http://${host}`)) throw new HttpError(400, 'GW_ERR_BAD_REQUEST', `invalid Host header ${JSON.stringify(host.slice(0, 200))}`);
+    url.hostname = new URL(`http://${host}`).hostname;
   }
   return url;
 }

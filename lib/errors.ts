@@ -113,6 +113,15 @@ export class PortInUseError extends GatewayError {
   }
 }
 
+/** A request target (HTTP/1.1 request line, HTTP/2 `:path`) that is not a path we can route: answered 400. */
+export class BadRequestTargetError extends GatewayError {
+  readonly target: string;
+  constructor(target: string, reason: string) {
+    super('GW_ERR_BAD_REQUEST_TARGET', `bad request target ${JSON.stringify(target.slice(0, 200))}: ${reason}`);
+    this.target = target;
+  }
+}
+
 export const ERROR_CODES = [
   'GW_ERR_CONFIG',
   'GW_ERR_NO_EXTENDED_CONNECT',
@@ -125,4 +134,5 @@ export const ERROR_CODES = [
   'GW_ERR_MISSING_TOOL',
   'GW_ERR_CHILD_PROCESS',
   'GW_ERR_PORT_IN_USE',
+  'GW_ERR_BAD_REQUEST_TARGET',
 ] as const;

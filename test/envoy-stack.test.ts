@@ -13,6 +13,7 @@ import { formatProblem, validateEnvoyFile } from '../gateway/envoy/validate.js';
 import { MuxClient } from '../client/mux-client.js';
 import { freePort, privatePorts } from '../gateway/supervisor.js';
 import { logger } from '../lib/log.js';
+import { rawRequest } from './helpers/raw-ws.js';
 import { AdsTestClient, syncLikeEnvoy } from './helpers/xds-ads-client.js';
 import { echo, waitUntil } from './helpers/stack.js';
 
@@ -129,6 +130,20 @@ describe('gateway --front envoy, compose topology (restarter in another process;
     } finally {
       fs.rmSync(validateFail);
     }
+  });
+
+  it('request targets a URL parser refuses: 400 from the admin API and from the restarter control API, both serve on', async () => {
+    const adminPort = Number(new URL(stack.adminUrl).port);
+    const outcomes: Record<string, number> = {};
+    for (const target of ['//%zz/endpoints', '//[/x']) {
+      outcomes[`admin GET ${target}`] = await rawRequest(adminPort, `GET ${target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer test-token-0123456789\r\n\r\n`);
+      outcomes[`restarter POST ${target}`] = await rawRequest(controlPort, `POST ${target} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`);
+    }
+    expect(outcomes).toEqual(Object.fromEntries(Object.keys(outcomes).map((k) => [k, 400])));
+    // The restarter is the process Envoy runs under: a throw there used to end it.
+    expect(restarter.exitCode).toBeNull();
+    expect((await fetch(`http://127.0.0.1:${controlPort}/epochs`)).status).toBe(200);
+    expect((await stack.plane.adminFetch('/endpoints')).status).toBe(200);
   });
 
   it('a restarter that does not answer: 502 naming the control URL', async () => {

@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MuxClient } from '../client/index.js';
+import { MuxClient, type WsSession } from '../client/index.js';
 import { SessionKeeper, type KeptSession } from '../client/session-keeper.js';
 import { freePort } from '../gateway/supervisor.js';
 import { echo, sleep, startTestStack, waitUntil } from './helpers/stack.js';
@@ -87,6 +87,55 @@ describe('faults under load', () => {
       keeper.close();
       await mux.close();
     }
+  });
+});
+
+describe('a backend that crashes', () => {
+  let stack: Awaited<ReturnType<typeof startTestStack>>;
+  beforeAll(async () => {
+    stack = await startTestStack({ healthIntervalMs: 500 });
+  });
+  afterAll(async () => {
+    await stack?.dispose();
+  });
+
+  it('killed with SIGKILL from outside: restarted by the gateway on its port, published as an event, back in rotation', async () => {
+    const b1 = stack.backends.find((b) => b.id === 'b1')!;
+    const oldPid = b1.process.pid!;
+    // From outside, as the OOM killer would: Supervised.signal() would mark the exit as asked for.
+    process.kill(oldPid, 'SIGKILL');
+    await waitUntil(() => b1.keeper.restarts === 1, 30_000, 'b1 restarted and healthy');
+    expect(b1.process.pid).not.toBe(oldPid);
+    expect(b1.process.running).toBe(true);
+
+    // Back in rotation once HAProxy's health check sees it: a new session through the front lands on it.
+    const mux = new MuxClient(stack.frontUrl);
+    try {
+      let onB1: WsSession | undefined;
+      await waitUntil(
+        async () => {
+          const s = await mux.open('/echo').catch(() => undefined);
+          if (s?.backendId === 'b1') onB1 = s;
+          else s?.ws.close();
+          return onB1 !== undefined;
+        },
+        30_000,
+        'a new session lands on the restarted b1',
+      );
+      expect(await echo(onB1!.ws, 'after the restart')).toBe('after the restart');
+    } finally {
+      await mux.close();
+    }
+
+    const res = await stack.adminFetch('/events');
+    const reader = res.body!.getReader();
+    let text = '';
+    while (!/event: history\ndata: .*\n\n/.test(text)) text += new TextDecoder().decode((await reader.read()).value);
+    await reader.cancel();
+    const history = JSON.parse(/event: history\ndata: (.*)\n\n/.exec(text)![1]!) as Array<{ type: string; data: Record<string, unknown> }>;
+    expect(history.filter((e) => e.type === 'backend-restarted').map((e) => e.data)).toEqual([
+      { id: 'b1', previousPid: oldPid, pid: b1.process.pid, exit: { code: null, signal: 'SIGKILL' }, restarts: 1, downMs: expect.any(Number) },
+    ]);
   });
 });
 

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MuxClient } from '../client/index.js';
 import { SessionKeeper, type KeptSession } from '../client/session-keeper.js';
 import type { WsSession } from '../client/types.js';
+import { rawH2Request } from './helpers/raw-ws.js';
 import { countBy, jsonInbox, sleep, startTestStack, waitUntil } from './helpers/stack.js';
 
 // Chat rooms across backends: Redis pub/sub + streams, recovery on reconnect, and sticky-by-room.
@@ -148,6 +149,15 @@ describe('Redis stopped and restarted mid-run', () => {
       const { execFileSync } = await import('node:child_process');
       execFileSync('redis-cli', ['-p', redisPort, 'shutdown', 'nosave']);
       await waitUntil(async () => (await health(0)) === 'degraded', 5_000, 'b1 reports degraded');
+
+      // GET /rooms reads Redis: the failure escapes the handler and its last resort answers 500 on
+      // both transports, from the same process (an unhandled rejection used to end it).
+      const b1 = stack.backends[0]!;
+      const pid = b1.process.pid;
+      expect((await fetch(`${b1.url}/rooms`)).status).toBe(500);
+      expect(await rawH2Request(b1.port, '/rooms')).toBe(500);
+      expect(await (await fetch(`${b1.url}/metrics`)).text()).toMatch(/backend_handler_errors_total\{[^}]*handler="h1-request"[^}]*\} 1/);
+      expect([b1.process.pid, b1.keeper.restarts, await health(0)]).toEqual([pid, 0, 'degraded']);
 
       const ix2 = jsonInbox(x2!.ws);
       x1!.ws.send(JSON.stringify({ text: 'while redis is down' }));

@@ -44,6 +44,10 @@ function describe(type, data) {
     }
     case 'drained':
       return `endpoint ${data.id} drained in ${(data.durationMs / 1000).toFixed(1)} s (${data.closedAtDeadline} closed at the deadline${data.removed ? ', removed' : ''})`;
+    case 'backend-restarted': {
+      const cause = data.exit.signal ?? `exit code ${data.exit.code}`;
+      return `backend ${data.id} died (${cause}) and was restarted: pid ${data.previousPid} → ${data.pid}, down ${(data.downMs / 1000).toFixed(1)} s (restart ${data.restarts})`;
+    }
     case 'hot-restart':
       return `hot restart: generation ${data.generation} (${data.engine}) took the listeners in ${data.durationMs} ms; old pid ${data.oldPids.join(', ') || '–'} drains`;
     default:
@@ -99,6 +103,7 @@ function connectEvents() {
     logEvent('endpoint', describe('endpoint', data));
   });
   source.addEventListener('drained', (e) => seen(e) || logEvent('drained', describe('drained', JSON.parse(e.data))));
+  source.addEventListener('backend-restarted', (e) => seen(e) || logEvent('backend-restarted', describe('backend-restarted', JSON.parse(e.data))));
   source.addEventListener('hot-restart', (e) => {
     if (seen(e)) return;
     logEvent('hot-restart', describe('hot-restart', JSON.parse(e.data)));

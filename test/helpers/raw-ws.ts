@@ -91,7 +91,7 @@ export function serverCloseCode(stream: Duplex, head: Buffer = Buffer.alloc(0), 
   });
 }
 
-/** A raw HTTP/1.1 Upgrade; resolves with the socket after the 101 (or the status line it got instead). */
+/** A raw HTTP/1.1 Upgrade; resolves with the socket after the 101 (or the status line it got instead, or 0 for none). */
 export function rawH1(port: number, path = '/echo', extraHeaders = ''): Promise<{ status: number; socket: net.Socket; head: Buffer }> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, '127.0.0.1');
@@ -112,6 +112,16 @@ export function rawH1(port: number, path = '/echo', extraHeaders = ''): Promise<
       resolve({ status, socket, head: buf.subarray(end + 4) });
     };
     socket.on('data', onData);
+    // Closed before a status line (e.g. the server process died): status 0, not a hang.
+    socket.once('close', () => resolve({ status: 0, socket, head: buf }));
+  });
+}
+
+/** The peer's SETTINGS arrived; a refused or dropped connection fails at once instead of hanging. */
+function connected(session: http2.ClientHttp2Session, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    session.once('remoteSettings', () => resolve());
+    session.once('close', () => reject(new Error(`no HTTP/2 connection to 127.0.0.1:${port}`)));
   });
 }
 
@@ -119,7 +129,7 @@ export function rawH1(port: number, path = '/echo', extraHeaders = ''): Promise<
 export async function rawH2(port: number, path = '/echo', headers: http2.OutgoingHttpHeaders = {}): Promise<{ status: number; stream: http2.ClientHttp2Stream; session: http2.ClientHttp2Session }> {
   const session = http2.connect(`http://127.0.0.1:${port}`);
   session.on('error', () => {});
-  await new Promise((r) => session.once('remoteSettings', r));
+  await connected(session, port);
   const stream = session.request(
     { ':method': 'CONNECT', ':protocol': 'websocket', ':scheme': 'http', ':path': path, 'sec-websocket-version': '13', ...headers },
     { endStream: false },
@@ -131,4 +141,40 @@ export async function rawH2(port: number, path = '/echo', headers: http2.Outgoin
   });
   stream.once('close', () => session.close());
   return { status, stream, session };
+}
+
+/** Send `request` as is on a fresh connection; resolves with the status of the answer, 0 when closed without one. */
+export function rawRequest(port: number, request: string): Promise<number> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(request));
+    let buf = '';
+    socket.on('data', (d) => {
+      buf += d.toString('latin1');
+      const m = /^HTTP\/1\.[01] (\d{3})/.exec(buf);
+      if (m) {
+        socket.destroy();
+        resolve(Number(m[1]));
+      }
+    });
+    socket.on('error', () => resolve(0));
+    socket.on('close', () => resolve(0));
+  });
+}
+
+/** One plain HTTP/2 request (h2c prior knowledge) with `:path` as is; resolves with its status, 0 when the stream is reset. */
+export async function rawH2Request(port: number, path: string, method = 'GET'): Promise<number> {
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  session.on('error', () => {});
+  try {
+    await connected(session, port);
+    const stream = session.request({ ':method': method, ':scheme': 'http', ':authority': 'x', ':path': path });
+    stream.on('error', () => {});
+    stream.resume();
+    return await new Promise<number>((resolve) => {
+      stream.once('response', (h) => resolve(Number(h[':status'])));
+      stream.once('close', () => resolve(0));
+    });
+  } finally {
+    session.close();
+  }
 }

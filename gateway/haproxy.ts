@@ -209,6 +209,8 @@ export class HaproxyFront {
     await proc.whileRunning(
       waitFor('HAProxy front to accept connections', () => canConnect(this.settings.host, this.settings.frontPort), 10_000),
     );
+    // The front can accept before the master CLI listens (seen under load): reloads and `show proc` need it.
+    await proc.whileRunning(waitFor('HAProxy master CLI', () => this.master('show proc').then(() => true), 10_000));
     this.#log.info({ version: this.version, pid: proc.pid, front: this.frontUrl }, 'haproxy ready');
   }
 

@@ -8,7 +8,8 @@ export default defineConfig({
     hookTimeout: 60_000,
     fileParallelism: false,
     pool: 'forks',
-    reporters: ['default'],
+    // default + one line saying how many tests ran against each front (test/helpers/front-matrix.ts).
+    reporters: ['default', './test/helpers/front-count-reporter.ts'],
     // Child processes (backends) log at warn and above during tests.
     env: { LOG_LEVEL: 'warn', LOG_FORMAT: 'json' },
   },

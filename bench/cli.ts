@@ -21,7 +21,7 @@ const USAGE = `npm run bench -- [options]            HTTP/2 multiplexed vs HTTP/
   --scenarios a,b         subset of ${SCENARIOS.join(',')}
   --routes a,b            subset of front,front-h2up,direct (full default: all three; quick: front,direct)
   --reps N                alternated repetitions per group (full 2, quick 1); one A/A run is always added
-  --front URL             also bench an external front (e.g. Envoy) as route "ext"
+  --front-url URL         also bench an external front you run yourself as route "ext"
   --name NAME             result name (default: <profile>-<timestamp>)
   --out FILE              JSON result (default bench/results/<name>.json)
   --html FILE             HTML report (default: the JSON path with .html)
@@ -90,7 +90,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     scenarios: { type: 'string' },
     routes: { type: 'string' },
     reps: { type: 'string' },
-    front: { type: 'string' },
+    'front-url': { type: 'string' },
     name: { type: 'string' },
     out: { type: 'string' },
     html: { type: 'string' },
@@ -107,7 +107,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   const profile: Profile = structuredClone(base);
   profile.scenarios = list(flags.scenarios, SCENARIOS, 'scenario') ?? profile.scenarios;
   profile.routes = list(flags.routes, ROUTES, 'route') ?? profile.routes;
-  if (typeof flags.front === 'string' && !profile.routes.includes('ext')) profile.routes.push('ext');
+  if (typeof flags['front-url'] === 'string' && !profile.routes.includes('ext')) profile.routes.push('ext');
   if (flags.reps !== undefined) {
     const reps = Number(flags.reps);
     if (!Number.isInteger(reps) || reps < 1 || reps > 10) throw new BenchOptionError('--reps must be 1..10');
@@ -128,7 +128,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     routes: profile.routes,
     config,
     h2upStreams: profile.h2upStreams,
-    extUrl: typeof flags.front === 'string' ? flags.front : undefined,
+    extUrl: typeof flags['front-url'] === 'string' ? flags['front-url'] : undefined,
     onStackOutput: (line) => process.stderr.write(`${line}\n`),
   });
 

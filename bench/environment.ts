@@ -66,7 +66,7 @@ export interface EnvOptions {
 interface BenchStack {
   backends: BackendProcess[];
   redisUrl: string | undefined;
-  haproxy: HaproxyFront | undefined;
+  haproxy?: HaproxyFront | undefined;
   frontUrl: string | undefined;
   stop(): Promise<void>;
 }
@@ -164,7 +164,7 @@ export class BenchEnv {
       // HAProxy (with the whole control plane) only when a route goes through it: the direct and
       // external-front routes run where no HAProxy is installed (the compose bench container).
       stack = o.routes.some((r) => r === 'front' || r === 'front-h2up')
-        ? await startStack(config, { log: stackLog, childOutput: 'lines' })
+        ? await startStack({ ...config, front: 'haproxy' }, { log: stackLog, childOutput: 'lines' })
         : await startBackendsOnly(config, stackLog);
     } catch (err) {
       rmSync(stateDir, { recursive: true, force: true });

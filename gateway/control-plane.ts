@@ -63,6 +63,11 @@ export class Teardown {
     this.#steps.push(step);
   }
 
+  /** A step to run after every other one (what must go last, e.g. the front the others' goodbyes pass through). */
+  addFirst(step: () => Promise<unknown> | unknown): void {
+    this.#steps.unshift(step);
+  }
+
   /** True from the moment run() starts: what it will stop later must not be restarted meanwhile. */
   get running(): boolean {
     return this.#running;

@@ -14,7 +14,7 @@ import type { EnvoyRestarter, EnvoyRestartResult, EpochSource, LiveEpoch } from 
 //   POST /restart   start the next epoch; 200 with the result once it is ready,
 //                   409 {error: {code, message}} when it is refused (config rejected, stopping, ...)
 //   GET  /epochs    {epochs: LiveEpoch[]}, oldest first
-//   GET  /healthz
+//   GET  /healthz   {ok: true, pid}
 //
 // It binds loopback only: whoever can reach it can restart Envoy, and in the compose pod only the
 // pod's own containers share that loopback.
@@ -44,7 +44,8 @@ export async function startRestarterControl(
     const target = parseRequestTarget(req.url);
     if (!target.ok) return send(res, 400, { error: { code: target.error.code, message: target.error.message } });
     const path = target.url.pathname;
-    if (req.method === 'GET' && path === '/healthz') return send(res, 200, { ok: true });
+    // The pid lets a gateway that attached to a running restarter stop it later (SIGTERM).
+    if (req.method === 'GET' && path === '/healthz') return send(res, 200, { ok: true, pid: process.pid });
     if (req.method === 'GET' && path === '/epochs') return send(res, 200, { epochs: restarter.epochs() });
     if (req.method === 'POST' && path === '/restart') {
       log.info('hot restart requested over the control API');
@@ -95,6 +96,15 @@ export class RemoteRestarter implements EpochSource {
 
   async restart(): Promise<EnvoyRestartResult> {
     return (await this.#call('POST', '/restart', this.#restartTimeoutMs)) as EnvoyRestartResult;
+  }
+
+  /** The restarter's pid, or undefined when nothing answers at the URL. */
+  async pid(): Promise<number | undefined> {
+    try {
+      return ((await this.#call('GET', '/healthz', 1_000)) as { pid?: number }).pid;
+    } catch {
+      return undefined;
+    }
   }
 
   async epochs(): Promise<LiveEpoch[]> {

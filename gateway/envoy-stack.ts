@@ -3,45 +3,28 @@ import path from 'node:path';
 import type { GatewayConfig } from '../lib/config.js';
 import { logger } from '../lib/log.js';
 import { dialHost } from '../lib/loopback.js';
-import type { FrontCounts } from './admin-api.js';
 import { startConfiguredBackends, type BackendProcess } from './backend-process.js';
-import { openRegistry, startControlPlane, startRoomBus, Teardown, type ControlPlane, type StackOptions } from './control-plane.js';
+import { openRegistry, startControlPlane, startRoomBus, Teardown, type StackOptions } from './control-plane.js';
 import { RemoteRestarter } from './envoy-restarter-control.js';
-import { EnvoyHotRestart, EnvoyRestarter, workerThreadsReadiness } from './envoy-restarter.js';
+import { EnvoyHotRestart } from './envoy-restarter.js';
+import { startLocalRestarter, type LocalRestarter } from './envoy/local-restarter.js';
 import { requireEnvoy } from './envoy/binary.js';
 import { renderAdsEnvoyConfig } from './envoy/local.js';
 import { readEnvoyFrontCounts, readEnvoyVersion } from './envoy/stats.js';
-import type { EndpointRegistry } from './registry.js';
+import type { Front, Stack } from './stack.js';
 import { assertPortFree, canConnect, waitFor } from './supervisor.js';
+import { ensureCertificate } from './tls.js';
 
-// `npm start -- --front envoy`: the gateway with Envoy in front instead of HAProxy. The control plane
-// is the same (registry, health, drain, admin API, dashboard); Envoy follows the registry over xDS
+// The stack with Envoy in front (the default front). The control plane is the same as with HAProxy
+// (registry, health, drain, admin API, dashboard); Envoy follows the registry over xDS
 // (envoy/envoy.yaml, ADS) and hot restarts go through the Envoy restarter:
-//   - local: an `envoy` binary on PATH, run by an EnvoyRestarter in this process (epochs, SIGHUP);
+//   - local: the Envoy binary scripts/install-deps installed (gateway/envoy/binary.ts), run by the
+//     restarter in a process of its own that outlives this one (gateway/envoy/local-restarter.ts);
 //   - remote (--envoy-restarter-url): the restarter is another process, e.g. the Envoy container of
 //     docker compose, reached over its loopback control API; the backends are containers too
 //     (--manage-backends false).
 
-export interface EnvoyStack {
-  config: GatewayConfig;
-  frontUrl: string;
-  envoyAdminUrl: string;
-  adminUrl: string;
-  registry: EndpointRegistry;
-  plane: ControlPlane;
-  hotRestart: EnvoyHotRestart;
-  /** The in-process restarter (local mode only). */
-  restarter: EnvoyRestarter | undefined;
-  /** Backend processes this gateway started (none with manageBackends=false). */
-  backends: BackendProcess[];
-  redisUrl: string | undefined;
-  stop(): Promise<void>;
-}
-
-export async function startEnvoyStack(
-  config: GatewayConfig,
-  options: StackOptions = {},
-): Promise<EnvoyStack> {
+export async function startEnvoyStack(config: GatewayConfig, options: StackOptions = {}): Promise<Stack> {
   const log = options.log ?? logger('gateway');
   // Fail before anything starts when there is neither a remote restarter nor a local binary.
   const envoyBin = config.envoyRestarterUrl ? undefined : requireEnvoy();
@@ -54,29 +37,21 @@ export async function startEnvoyStack(
     await assertPortFree(config.host, config.adminPort, 'admin API');
     const registry = openRegistry(config);
     const envoyAdminUrl = `http://${dialHost(config.host)}:${config.envoyAdminPort}`;
+    // TLS needs PEM files Envoy can read: on this machine (local mode), not in another container.
+    const certificate =
+      envoyBin && config.frontTlsPort
+        ? await ensureCertificate(config.stateDir, { cert: config.tlsCert, key: config.tlsKey }, [config.host, 'localhost'])
+        : undefined;
 
-    let restarter: EnvoyRestarter | undefined;
+    let bootstrap: string | undefined;
     if (envoyBin) {
       const dir = path.join(path.resolve(config.stateDir), 'envoy');
       mkdirSync(dir, { recursive: true });
-      const file = renderAdsEnvoyConfig(
+      bootstrap = renderAdsEnvoyConfig(
         { adminHost: config.host, adminPort: config.envoyAdminPort, xdsHost: dialHost(config.host), xdsPort: config.xdsPort },
         dir,
       );
-      restarter = new EnvoyRestarter({
-        envoyBin,
-        // Envoy's info lines (every extension it links, every xDS update) would drown the gateway's own.
-        args: ['-c', file, '--log-level', 'warn'],
-        // One base id per admin port, so two local stacks (tests) keep their shared memory apart.
-        baseId: config.envoyAdminPort,
-        drainTimeS: 20,
-        parentShutdownTimeS: config.hardStopAfterS,
-        isReady: workerThreadsReadiness(),
-        log: logger('envoy-restarter'),
-      });
-      teardown.add(() => restarter!.stop());
     }
-
     const backends: BackendProcess[] = [];
     let redisUrl = config.redisUrl;
     if (config.manageBackends) {
@@ -86,27 +61,37 @@ export async function startEnvoyStack(
       backends.push(...(await startConfiguredBackends(config, log, options.childOutput ?? 'inherit', redisUrl, teardown)));
     }
 
-    const hotRestart = new EnvoyHotRestart(restarter ?? new RemoteRestarter(config.envoyRestarterUrl!), { adminUrl: envoyAdminUrl });
+    // Local: the restarter process this gateway starts (or finds running); remote: compose's Envoy container.
+    const restarterUrl = config.envoyRestarterUrl ?? `http://${dialHost(config.host)}:${config.envoyRestarterPort}`;
+    const hotRestart = new EnvoyHotRestart(new RemoteRestarter(restarterUrl), { adminUrl: envoyAdminUrl });
     let version: string | undefined;
-    const front = async (): Promise<FrontCounts> => {
+    const host = dialHost(config.host);
+    const counts = async () => {
       version ??= await readEnvoyVersion(envoyAdminUrl).catch(() => undefined);
       return { ...(await readEnvoyFrontCounts(envoyAdminUrl)), version: version ?? 'unknown' };
     };
     const plane = await startControlPlane(config, registry, {
       hotRestart,
-      front,
+      front: counts,
       extraRoutes: options.extraRoutes,
-      xdsFront: { address: config.host, port: config.frontPort },
       backends,
+      xdsFront: {
+        address: config.host,
+        port: config.frontPort,
+        ...(certificate && { tls: { listenerName: 'front_tls', port: config.frontTlsPort, certFile: path.resolve(certificate.cert), keyFile: path.resolve(certificate.key) } }),
+      },
     });
     teardown.add(() => plane.stop());
 
     // Envoy waits for its first listener and cluster from the xDS server before it is LIVE, so the
-    // server must be up first.
-    if (restarter) {
-      await restarter.start();
-      // LIVE on the admin port comes a moment before the workers accept on the xDS listener.
-      await waitFor('Envoy front listener', () => canConnect(dialHost(config.host), config.frontPort), 20_000);
+    // server must be up first. Stopped last (Teardown runs in reverse): the backends' 1001 closes
+    // travel through it.
+    let local: LocalRestarter | undefined;
+    if (envoyBin && bootstrap) {
+      local = await startLocalRestarter(config, envoyBin, bootstrap, log);
+      teardown.addFirst(() => local!.stop());
+      // Ready (workers running) comes a moment before the workers accept on the xDS listener.
+      await waitFor('Envoy front listener', () => canConnect(host, config.frontPort), 20_000);
     }
     // Envoy never routes to an endpoint the registry holds down (no panic mode), and a state dir
     // from an earlier run may hold every endpoint down until the health checks see it again.
@@ -114,17 +99,33 @@ export async function startEnvoyStack(
       await waitFor('a healthy backend', async () => registry.list().some((e) => e.state === 'active'), config.healthIntervalMs * (config.healthRise + 2) + 5_000);
     }
 
+    version = await readEnvoyVersion(envoyAdminUrl).catch(() => undefined);
+    const front: Front = {
+      engine: 'envoy',
+      label: `Envoy ${version ?? '(version unknown: admin not reachable)'}`,
+      url: `http://${host}:${config.frontPort}`,
+      tlsUrl: certificate ? `https://${host}:${config.frontTlsPort}` : undefined,
+      statsUrl: `${envoyAdminUrl}/`,
+      counts,
+      settled: () => plane.xds.settled(),
+    };
     return {
       config,
-      frontUrl: `http://${dialHost(config.host)}:${config.frontPort}`,
-      envoyAdminUrl,
+      front,
+      frontUrl: front.url,
+      frontTlsUrl: front.tlsUrl,
+      caFile: certificate?.selfSigned ? certificate.cert : undefined,
       adminUrl: plane.admin.url,
       registry,
-      plane,
+      health: plane.health,
+      drain: plane.drain,
       hotRestart,
-      restarter,
+      xds: plane.xds,
+      admin: plane.admin,
+      adminFetch: plane.adminFetch,
       backends,
       redisUrl,
+      envoy: { adminUrl: envoyAdminUrl, restarterUrl, restarterPid: local?.pid, logFile: local?.logFile, attached: local?.attached ?? false },
       stop,
     };
   } catch (err) {

@@ -358,6 +358,8 @@ export async function privatePorts(backends = 3): Promise<{
   adminPort: number;
   redisPort: number;
   xdsPort: number;
+  envoyAdminPort: number;
+  envoyRestarterPort: number;
   backendPorts: number[];
 }> {
   return {
@@ -367,6 +369,8 @@ export async function privatePorts(backends = 3): Promise<{
     adminPort: await freePort(),
     redisPort: await freePort(),
     xdsPort: await freePort(),
+    envoyAdminPort: await freePort(),
+    envoyRestarterPort: await freePort(),
     backendPorts: await Promise.all(Array.from({ length: backends }, () => freePort())),
   };
 }

@@ -62,6 +62,8 @@ const backendFields = {
 export const BACKEND_FIELDS = Object.keys(backendFields) as Array<keyof typeof backendFields>;
 
 export const gatewaySchema = z.object({
+  /** The proxy in front: Envoy (fed over xDS, hot restart by epochs) or HAProxy (runtime API, master-worker reload). */
+  front: z.enum(['envoy', 'haproxy']).default('envoy'),
   host: loopbackOrAny.default('127.0.0.1'),
   /** Front plaintext port: HTTP/1.1 Upgrade and h2c prior knowledge on one port. */
   frontPort: port.default(8080),
@@ -83,6 +85,9 @@ export const gatewaySchema = z.object({
   /** `--front envoy`: the control API of an Envoy restarter in another process or container (docker
    *  compose: http://127.0.0.1:9902). Unset: run a local `envoy` binary under an in-process restarter. */
   envoyRestarterUrl: z.url().optional(),
+  /** Local Envoy: the control API port of the restarter process the gateway starts beside it. The
+   *  restarter (and Envoy, its child) outlives a gateway crash or restart; the next gateway attaches. */
+  envoyRestarterPort: port.default(9902),
   /** Working files: rendered HAProxy config, sockets, pid files. */
   stateDir: z.string().min(1).default('.gateway'),
   haproxyBin: z.string().min(1).default('haproxy'),
@@ -101,7 +106,8 @@ export const gatewaySchema = z.object({
   /** How the front talks to the backends: HTTP/1.1 Upgrade (one upstream socket per session) or
    *  HTTP/2 extended CONNECT (many sessions per upstream connection). */
   upstreamProtocol: z.enum(['h1', 'h2']).default('h1'),
-  /** Old HAProxy workers are killed this long after a reload even if sessions remain. */
+  /** After a hot restart the old generation is stopped this long after the new one is up, even if
+   *  sessions remain (HAProxy `hard-stop-after`, Envoy `--parent-shutdown-time-s`). */
   hardStopAfterS: positiveInt.default(30),
   /** Active health checks of each endpoint's /healthz (the gateway's own, beside HAProxy's). */
   healthIntervalMs: positiveInt.default(2_000),

@@ -78,7 +78,7 @@ try {
   const onB1 = load.tallies.filter((t) => t.session.backendId === 'b1');
   say(`step 4  draining b1 (${onB1.length} sessions): no new streams; open sessions continue for ${deadlineMs / 1000} s, then 1001`);
   await stack.adminFetch(`/endpoints/b1/drain`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ deadlineMs }) });
-  await stack.driver.settled();
+  await stack.haproxyDriver!.settled();
   const probe = await Promise.all(Array.from({ length: 60 }, openOne));
   say(`        60 sessions opened while b1 drains: ${spread(probe.map((t) => t.session.backendId))}  (none on b1)`);
 

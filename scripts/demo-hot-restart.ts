@@ -1,15 +1,14 @@
 // `npm run demo:hot-restart`: a hot restart of the front under live traffic, as a timeline.
 // Keeps N sessions (HTTP/2 streams and HTTP/1.1 connections) echoing numbered messages, restarts
-// HAProxy mid-stream, keeps opening new sessions, then lets the old sessions end so the old
-// generation exits. Prints, every half second: generations and the sessions each holds, messages
-// sent/echoed/lost, new-session failures. `--front envoy`: the same with a local Envoy (needs an
-// `envoy` binary) under the hot-restart orchestrator.
+// the front mid-stream (Envoy: a new epoch under the restarter; `--front haproxy`: a master-worker
+// reload), keeps opening new sessions, then lets the old sessions end so the old generation exits.
+// Prints, every half second: generations and the sessions each holds, messages sent/echoed/lost,
+// new-session failures.
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { H1Client, MuxClient } from '../client/index.js';
 import { SequencedEcho, type SessionTally } from '../client/sequenced-echo.js';
-import { startEnvoyStack } from '../gateway/envoy-stack.js';
 import type { HotRestartEngine } from '../gateway/hot-restart.js';
 import { startStack } from '../gateway/stack.js';
 import { gatewaySchema, loadConfig } from '../lib/config.js';
@@ -19,7 +18,6 @@ import { logger } from '../lib/log.js';
 const { config: base, flags } = loadConfig(gatewaySchema, process.argv.slice(2), process.env, {
   h2: { type: 'string' },
   h1: { type: 'string' },
-  front: { type: 'string' },
 });
 const h2Count = Number(flags.h2 ?? 500);
 const h1Count = Number(flags.h1 ?? 100);
@@ -33,16 +31,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let stack: { frontUrl: string; hotRestart: HotRestartEngine; stop(): Promise<void> };
 let frontName: string;
 try {
-  if (flags.front === 'envoy') {
-    stack = await startEnvoyStack({ ...base, stateDir }, { childOutput: 'lines' });
-    frontName = 'Envoy (local binary, listeners and endpoints over xDS)';
-  } else if (flags.front === undefined || flags.front === 'haproxy') {
-    const haproxy = await startStack({ ...base, stateDir }, { childOutput: 'lines' });
-    stack = haproxy;
-    frontName = `HAProxy ${haproxy.haproxy.version}`;
-  } else {
-    throw new GatewayError('GW_ERR_CONFIG', `invalid config field "front": must be haproxy or envoy, got ${JSON.stringify(flags.front)}`);
-  }
+  const started = await startStack({ ...base, stateDir }, { childOutput: 'lines' });
+  stack = started;
+  frontName = started.front.engine === 'envoy' ? `${started.front.label} (listeners and endpoints over xDS, epochs under the restarter)` : started.front.label;
 } catch (err) {
   log.fatal(err instanceof GatewayError ? err.message : String(err));
   process.exit(1);

@@ -1,5 +1,5 @@
-// `npm run demo`: the main job. Starts the local stack (3 backends + HAProxy) unless --front points
-// at a running one, opens 1,000 sessions over ONE HTTP/2 connection and 1,000 over HTTP/1.1 through
+// `npm run demo`: the main job. Starts the local stack (3 backends + Envoy, or `--front haproxy`)
+// unless --front-url points at a running one, opens 1,000 sessions over ONE HTTP/2 connection and 1,000 over HTTP/1.1 through
 // the front, echoes a few messages on each, prints a comparison table and stops what it started.
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -46,7 +46,7 @@ function table(rows: Array<{ label: string; r: EchoProbeResult }>): string {
 
 try {
   const { config, flags } = loadConfig(gatewaySchema, process.argv.slice(2), process.env, {
-    front: { type: 'string' },
+    'front-url': { type: 'string' },
     sessions: { type: 'string' },
     messages: { type: 'string' },
     only: { type: 'string' },
@@ -59,9 +59,9 @@ try {
 
   let stack: Stack | undefined;
   let stateDir: string | undefined;
-  let front = typeof flags.front === 'string' ? flags.front : undefined;
+  let front = typeof flags['front-url'] === 'string' ? flags['front-url'] : undefined;
   if (!front) {
-    log.info('starting the local stack (3 backends + HAProxy); pass --front URL to use a running one');
+    log.info(`starting the local stack (3 backends + ${config.front}); pass --front-url URL to use a running one`);
     // A fresh state dir: the demo must not inherit endpoints a previous `npm start` session left behind.
     stateDir = mkdtempSync(path.join(os.tmpdir(), 'gw-demo-'));
     stack = await startStack({ ...config, stateDir }, { childOutput: 'lines' });
@@ -85,7 +85,7 @@ try {
         await client.close();
       }
     }
-    process.stdout.write(`\n${sessions} sessions per path through ${front}${stack ? ` (HAProxy ${stack.haproxy.version})` : ''}, ${messages} echoes of 32 B each, one in flight per session\n\n`);
+    process.stdout.write(`\n${sessions} sessions per path through ${front}${stack ? ` (${stack.front.label})` : ''}, ${messages} echoes of 32 B each, one in flight per session\n\n`);
     process.stdout.write(table(rows) + '\n\n');
     const [h2, h1] = rows.map((r) => r.r);
     if (h2 && h1) {

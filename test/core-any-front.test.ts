@@ -1,77 +1,76 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { H1Client, MuxClient } from '../client/index.js';
-import { frontChoices, type TestFront } from './helpers/fronts.js';
+import type { Front } from '../gateway/stack.js';
+import { describeEachFront } from './helpers/front-matrix.js';
 import { peerSkipReason, runPeer } from './helpers/python-peer.js';
-import { countBy, echo } from './helpers/stack.js';
+import { countBy, echo, startTestStack } from './helpers/stack.js';
 
-// The core data path, the same tests for every front: HAProxy here, Envoy wherever it can run.
+// The core data path, the same tests for every front, each a whole stack (Envoy fed over xDS,
+// HAProxy over its runtime API) on private ports.
 
-for (const choice of frontChoices()) {
-  const skip = 'skip' in choice ? choice.skip : undefined;
-  if (skip) console.warn(`[core-any-front] SKIPPING the ${choice.name} front: ${skip}`);
-
-  describe.skipIf(skip !== undefined)(`core data path through ${choice.name}`, () => {
-    let front: TestFront;
-    beforeAll(async () => {
-      if ('start' in choice) front = await choice.start();
-    });
-    afterAll(async () => {
-      await front?.dispose();
-    });
-
-    it('carries 1,000 WebSocket streams on one client TCP connection, balanced per stream', async () => {
-      const client = new MuxClient(front.url);
-      try {
-        const sessions = await Promise.all(Array.from({ length: 1000 }, () => client.open('/echo')));
-        const replies = await Promise.all(sessions.map((s, i) => echo(s.ws, `hello ${i}`)));
-        expect(replies).toEqual(sessions.map((_, i) => `hello ${i}`));
-        // One socket on our side, and one client connection with 1,000 sessions on the proxy's side.
-        expect(client.stats()).toMatchObject({ connections: 1, connectionsOpened: 1, openStreams: 1000 });
-        expect(await front.counts()).toMatchObject({ connections: 1, sessions: 1000 });
-        // Balancing picks a backend per stream, not per connection.
-        const spread = countBy(sessions, (s) => s.backendId ?? 'none');
-        expect(Object.keys(spread).sort()).toEqual(['b1', 'b2', 'b3']);
-        for (const n of Object.values(spread)) expect(n).toBeGreaterThanOrEqual(150);
-      } finally {
-        await client.close();
-      }
-    });
-
-    it('serves HTTP/1.1 Upgrade on the same port', async () => {
-      const client = new H1Client(front.url);
-      try {
-        const sessions = await Promise.all(Array.from({ length: 60 }, () => client.open('/echo')));
-        expect(await Promise.all(sessions.map((s, i) => echo(s.ws, `h1 ${i}`)))).toEqual(sessions.map((_, i) => `h1 ${i}`));
-        expect(client.stats().connectionsOpened).toBe(60);
-        expect(Object.keys(countBy(sessions, (s) => s.backendId ?? 'none')).sort()).toEqual(['b1', 'b2', 'b3']);
-      } finally {
-        await client.close();
-      }
-    });
-
-    it('serves both protocols at once', async () => {
-      const mux = new MuxClient(front.url);
-      const h1 = new H1Client(front.url);
-      try {
-        const [h2s, h1s] = await Promise.all([
-          Promise.all(Array.from({ length: 200 }, () => mux.open('/echo'))),
-          Promise.all(Array.from({ length: 100 }, () => h1.open('/echo'))),
-        ]);
-        const all = [...h2s, ...h1s];
-        expect(await Promise.all(all.map((s, i) => echo(s.ws, `both ${i}`)))).toEqual(all.map((_, i) => `both ${i}`));
-        expect(await front.counts()).toMatchObject({ connections: 101, sessions: 300 });
-      } finally {
-        await Promise.all([mux.close(), h1.close()]);
-      }
-    });
-
-    it.skipIf(peerSkipReason !== undefined)('python3-h2 + wsproto (a client we did not write): 300 RFC 8441 streams on one connection', async () => {
-      const url = new URL(front.url);
-      const { exitCode, stderr, report } = await runPeer(['--host', url.hostname, '--port', url.port, '--path', '/echo', '--streams', '300', '--messages', '2', '--protocol', 'chat.v1', '--timeout', '30']);
-      expect(report.errors).toEqual([]);
-      expect(exitCode, stderr).toBe(0);
-      expect(report).toMatchObject({ streams_opened: 300, echoes_ok: 600, protocol: 'chat.v1', close_codes: { '1000': 300 }, tcp_connections: 1 });
-      expect(Object.keys(report.backends).sort()).toEqual(['b1', 'b2', 'b3']);
-    });
+describeEachFront('core data path', (frontName) => {
+  let stack: Awaited<ReturnType<typeof startTestStack>>;
+  let front: Front;
+  beforeAll(async () => {
+    stack = await startTestStack({ front: frontName, roomBus: 'none' });
+    front = stack.front;
   });
-}
+  afterAll(async () => {
+    await stack?.dispose();
+  });
+
+  it('carries 1,000 WebSocket streams on one client TCP connection, balanced per stream', async () => {
+    const client = new MuxClient(front.url);
+    try {
+      const sessions = await Promise.all(Array.from({ length: 1000 }, () => client.open('/echo')));
+      const replies = await Promise.all(sessions.map((s, i) => echo(s.ws, `hello ${i}`)));
+      expect(replies).toEqual(sessions.map((_, i) => `hello ${i}`));
+      // One socket on our side, and one client connection with 1,000 sessions on the proxy's side.
+      expect(client.stats()).toMatchObject({ connections: 1, connectionsOpened: 1, openStreams: 1000 });
+      expect(await front.counts()).toMatchObject({ connections: 1, sessions: 1000 });
+      // Balancing picks a backend per stream, not per connection.
+      const spread = countBy(sessions, (s) => s.backendId ?? 'none');
+      expect(Object.keys(spread).sort()).toEqual(['b1', 'b2', 'b3']);
+      for (const n of Object.values(spread)) expect(n).toBeGreaterThanOrEqual(150);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('serves HTTP/1.1 Upgrade on the same port', async () => {
+    const client = new H1Client(front.url);
+    try {
+      const sessions = await Promise.all(Array.from({ length: 60 }, () => client.open('/echo')));
+      expect(await Promise.all(sessions.map((s, i) => echo(s.ws, `h1 ${i}`)))).toEqual(sessions.map((_, i) => `h1 ${i}`));
+      expect(client.stats().connectionsOpened).toBe(60);
+      expect(Object.keys(countBy(sessions, (s) => s.backendId ?? 'none')).sort()).toEqual(['b1', 'b2', 'b3']);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('serves both protocols at once', async () => {
+    const mux = new MuxClient(front.url);
+    const h1 = new H1Client(front.url);
+    try {
+      const [h2s, h1s] = await Promise.all([
+        Promise.all(Array.from({ length: 200 }, () => mux.open('/echo'))),
+        Promise.all(Array.from({ length: 100 }, () => h1.open('/echo'))),
+      ]);
+      const all = [...h2s, ...h1s];
+      expect(await Promise.all(all.map((s, i) => echo(s.ws, `both ${i}`)))).toEqual(all.map((_, i) => `both ${i}`));
+      expect(await front.counts()).toMatchObject({ connections: 101, sessions: 300 });
+    } finally {
+      await Promise.all([mux.close(), h1.close()]);
+    }
+  });
+
+  it.skipIf(peerSkipReason !== undefined)('python3-h2 + wsproto (a client we did not write): 300 RFC 8441 streams on one connection', async () => {
+    const url = new URL(front.url);
+    const { exitCode, stderr, report } = await runPeer(['--host', url.hostname, '--port', url.port, '--path', '/echo', '--streams', '300', '--messages', '2', '--protocol', 'chat.v1', '--timeout', '30']);
+    expect(report.errors).toEqual([]);
+    expect(exitCode, stderr).toBe(0);
+    expect(report).toMatchObject({ streams_opened: 300, echoes_ok: 600, protocol: 'chat.v1', close_codes: { '1000': 300 }, tcp_connections: 1 });
+    expect(Object.keys(report.backends).sort()).toEqual(['b1', 'b2', 'b3']);
+  });
+});

@@ -55,7 +55,7 @@ describe('dynamic endpoints on a real HAProxy', () => {
       const drained = await post('/endpoints/b1/drain', { deadlineMs: 4_000 });
       expect(drained.status).toBe(202);
       const deadline = drained.json.drainDeadline as number;
-      await stack.driver.settled();
+      await stack.haproxyDriver!.settled();
       const echoedAtDrain = onB1.reduce((n, t) => n + t.echoed, 0);
       const fresh = await Promise.all(Array.from({ length: 90 }, () => mux.open('/echo')));
       expect(countBy(fresh, (s) => s.backendId ?? '?').b1, 'no new stream on the draining b1').toBeUndefined();
@@ -92,8 +92,8 @@ describe('dynamic endpoints on a real HAProxy', () => {
   });
 
   it('keeps dynamic servers and drain state across a HAProxy reload', async () => {
-    await stack.driver.reload();
-    const state = await stack.haproxy.runtime('show servers state backends');
+    await stack.haproxyDriver!.reload();
+    const state = await stack.haproxy!.runtime('show servers state backends');
     expect(state).toMatch(/ b4 /);
     const mux = client();
     try {
@@ -110,8 +110,8 @@ describe('dynamic endpoints on a real HAProxy', () => {
     const res = await stack.adminFetch(`/endpoints/b4`, { method: 'DELETE' });
     expect(res.status).toBe(202);
     await waitUntil(() => !stack.registry.has('b4'), 10_000);
-    await stack.driver.settled();
-    expect(await stack.haproxy.runtime('show servers state backends')).not.toMatch(/ b4 /);
+    await stack.haproxyDriver!.settled();
+    expect(await stack.haproxy!.runtime('show servers state backends')).not.toMatch(/ b4 /);
   });
 });
 

@@ -651,11 +651,11 @@ describe('docker-compose.yml', () => {
       expect(fs.existsSync(path.join(repo, svc.command[3])), `${name}: ${svc.command[3]}`).toBe(true);
     }
     expect(entries).toMatchObject({ gateway: 'gateway/main.ts', bench: 'bench/main.ts', 'backend-1': 'backend/main.ts' });
-    // The gateway's flags are its config fields (or --front / --insecure): a typo would stop it at start-up.
+    // The gateway's flags are its config fields (or --insecure): a typo would stop it at start-up.
     const gatewayFlags = services.gateway.command.slice(4) as string[];
-    const { config, flags } = loadConfig(gatewaySchema, gatewayFlags, {}, { insecure: { type: 'boolean' }, front: { type: 'string' } });
-    expect(flags).toMatchObject({ front: 'envoy', insecure: true });
-    expect(config).toMatchObject({ manageBackends: false, host: '0.0.0.0', frontTlsPort: 0, redisUrl: 'redis://127.0.0.1:6379' });
+    const { config, flags } = loadConfig(gatewaySchema, gatewayFlags, {}, { insecure: { type: 'boolean' } });
+    expect(flags).toMatchObject({ insecure: true });
+    expect(config).toMatchObject({ front: 'envoy', manageBackends: false, host: '0.0.0.0', frontTlsPort: 0, redisUrl: 'redis://127.0.0.1:6379' });
   });
 
   it('backends b1..b3 listen on the ports the Envoy configs route to, share Redis, and each health check is its own', () => {

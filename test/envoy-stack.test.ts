@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaults, gatewaySchema } from '../lib/config.js';
 import { startBackendProcess, type BackendProcess } from '../gateway/backend-process.js';
-import { startEnvoyStack, type EnvoyStack } from '../gateway/envoy-stack.js';
+import { startEnvoyStack } from '../gateway/envoy-stack.js';
+import type { Stack } from '../gateway/stack.js';
 import { renderAdsEnvoyConfig } from '../gateway/envoy/local.js';
 import { envoySkipReason } from './helpers/envoy.js';
 import { formatProblem, validateEnvoyFile } from '../gateway/envoy/validate.js';
@@ -40,7 +41,7 @@ const starts = () =>
 let restarter: ChildProcess;
 let controlPort: number;
 let backends: BackendProcess[] = [];
-let stack: EnvoyStack;
+let stack: Stack;
 let ports: Awaited<ReturnType<typeof privatePorts>>;
 
 beforeAll(async () => {
@@ -78,13 +79,13 @@ describe('gateway --front envoy, compose topology (restarter in another process;
   it('starts no backend itself, registers the configured ones and health-checks them', async () => {
     expect(stack.backends).toEqual([]);
     await waitUntil(async () => {
-      const list = (await (await stack.plane.adminFetch('/endpoints')).json()) as { endpoints: Array<{ id: string; health: { ok: boolean } | null }> };
+      const list = (await (await stack.adminFetch('/endpoints')).json()) as { endpoints: Array<{ id: string; health: { ok: boolean } | null }> };
       return list.endpoints.length === 2 && list.endpoints.every((e) => e.health?.ok === true);
     }, 10_000, 'both backends up');
   });
 
   it('serves Envoy the front listener on the configured address and port over ADS, with the backends as EDS endpoints', async () => {
-    const c = new AdsTestClient(stack.plane.xds.port, { id: 'h2-ws-gateway-front', cluster: 'h2-ws-gateway', user_agent_name: 'envoy' });
+    const c = new AdsTestClient(stack.xds.port, { id: 'h2-ws-gateway-front', cluster: 'h2-ws-gateway', user_agent_name: 'envoy' });
     try {
       const sync = await syncLikeEnvoy(c);
       expect(sync.listeners[0]!.address).toEqual({ socket_address: { address: '127.0.0.1', port_value: ports.frontPort } });
@@ -99,7 +100,7 @@ describe('gateway --front envoy, compose topology (restarter in another process;
 
   it('POST /hot-restart goes to the remote restarter: epoch 1 with the same base id; GET /hot-restart lists both epochs', async () => {
     const pid0 = starts()[0]!.pid;
-    const res = await stack.plane.adminFetch('/hot-restart', { method: 'POST' });
+    const res = await stack.adminFetch('/hot-restart', { method: 'POST' });
     expect(res.status).toBe(200);
     const result = (await res.json()) as { engine: string; generation: number; epoch: number; oldPids: number[]; newPids: number[] };
     expect(result).toMatchObject({ engine: 'envoy', generation: 2, epoch: 1, oldPids: [pid0] });
@@ -107,7 +108,7 @@ describe('gateway --front envoy, compose topology (restarter in another process;
     expect(result.newPids).toEqual([e1.pid]);
     expect(e1.baseId).toBe('7');
 
-    const gens = (await (await stack.plane.adminFetch('/hot-restart')).json()) as { engine: string; generations: Array<Record<string, unknown>> };
+    const gens = (await (await stack.adminFetch('/hot-restart')).json()) as { engine: string; generations: Array<Record<string, unknown>> };
     expect(gens.engine).toBe('envoy');
     expect(gens.generations.map((g) => [g.generation, g.pid, g.current])).toEqual([
       [1, pid0, false],
@@ -121,7 +122,7 @@ describe('gateway --front envoy, compose topology (restarter in another process;
     fs.writeFileSync(validateFail, 'error initializing configuration: Protobuf message has unknown field "allow_conect"\n');
     try {
       const before = starts().length;
-      const res = await stack.plane.adminFetch('/hot-restart', { method: 'POST' });
+      const res = await stack.adminFetch('/hot-restart', { method: 'POST' });
       expect(res.status).toBe(409);
       const body = (await res.json()) as { error: { code: string; message: string } };
       expect(body.error.code).toBe('GW_ERR_ENVOY_CONFIG_REJECTED');
@@ -143,13 +144,13 @@ describe('gateway --front envoy, compose topology (restarter in another process;
     // The restarter is the process Envoy runs under: a throw there used to end it.
     expect(restarter.exitCode).toBeNull();
     expect((await fetch(`http://127.0.0.1:${controlPort}/epochs`)).status).toBe(200);
-    expect((await stack.plane.adminFetch('/endpoints')).status).toBe(200);
+    expect((await stack.adminFetch('/endpoints')).status).toBe(200);
   });
 
   it('a restarter that does not answer: 502 naming the control URL', async () => {
     restarter.kill('SIGTERM');
     await new Promise((r) => restarter.once('exit', r));
-    const res = await stack.plane.adminFetch('/hot-restart', { method: 'POST' });
+    const res = await stack.adminFetch('/hot-restart', { method: 'POST' });
     expect(res.status).toBe(502);
     const body = (await res.json()) as { error: { code: string; message: string } };
     expect(body.error.code).toBe('GW_ERR_RESTARTER_UNREACHABLE');
@@ -189,7 +190,7 @@ describe.skipIf(envoySkip !== undefined)('gateway --front envoy with a real loca
       const sessions = await Promise.all(Array.from({ length: 50 }, () => mux.open('/echo')));
       expect(new Set(sessions.map((x) => x.backendId)).size).toBe(2);
       for (const x of sessions) expect(await echo(x.ws, 'before')).toBe('before');
-      const res = await real.plane.adminFetch('/hot-restart', { method: 'POST' });
+      const res = await real.adminFetch('/hot-restart', { method: 'POST' });
       expect(res.status, await res.clone().text()).toBe(200);
       expect(await res.json()).toMatchObject({ engine: 'envoy', generation: 2, epoch: 1 });
       for (const x of sessions) expect(await echo(x.ws, 'after')).toBe('after');

@@ -7,6 +7,7 @@ import { MuxClient, type WsSession } from '../client/index.js';
 import { SessionKeeper, type KeptSession } from '../client/session-keeper.js';
 import { freePort } from '../gateway/supervisor.js';
 import { echo, sleep, startTestStack, waitUntil } from './helpers/stack.js';
+import { describeEachFront } from './helpers/front-matrix.js';
 
 // Faults with counts: what was affected, what came back, what was lost.
 
@@ -77,9 +78,9 @@ describe('faults under load', () => {
     const keeper = new SessionKeeper(mux, { initialBackoffMs: 100, maxBackoffMs: 1_000, maxAttempts: 40 });
     try {
       const kept = await Promise.all(Array.from({ length: 100 }, () => keeper.keep('/echo')));
-      await stack.haproxy.stop();
+      await stack.haproxy!.stop();
       await waitUntil(() => kept.every((k) => !k.isOpen), 5_000, 'sessions drop with the front');
-      await stack.haproxy.start();
+      await stack.haproxy!.start();
       await waitUntil(() => keeper.stats().open === 100, 15_000, 'all reconnect');
       console.info(`[faults] front restart: 100 sessions dropped, ${keeper.stats().reopened} reconnected, ${keeper.stats().failedAttempts} attempts failed while it was down`);
       expect(keeper.stats()).toMatchObject({ reopened: 100, gaveUp: 0 });
@@ -139,13 +140,13 @@ describe('a backend that crashes', () => {
   });
 });
 
-describe('the control plane down', () => {
-  it('HAProxy and the backends keep serving with the last config when the gateway process dies', async () => {
-    const ports = { front: await freePort(), stats: await freePort(), admin: await freePort(), redis: await freePort(), xds: await freePort(), tls: await freePort(), b: [await freePort(), await freePort(), await freePort()] };
+describeEachFront('the control plane down', (front) => {
+  it('the front and the backends keep serving with the last config when the gateway process dies', async () => {
+    const ports = { front: await freePort(), stats: await freePort(), envoyAdmin: await freePort(), admin: await freePort(), redis: await freePort(), xds: await freePort(), tls: await freePort(), b: [await freePort(), await freePort(), await freePort()] };
     const stateDir = mkdtempSync(path.join(os.tmpdir(), 'gw-cp-'));
     const gateway = spawn(
       process.execPath,
-      ['--import', 'tsx', 'gateway/main.ts', '--front-port', String(ports.front), '--haproxy-stats-port', String(ports.stats), '--admin-port', String(ports.admin),
+      ['--import', 'tsx', 'gateway/main.ts', '--front', front, '--envoy-admin-port', String(ports.envoyAdmin), '--front-port', String(ports.front), '--haproxy-stats-port', String(ports.stats), '--admin-port', String(ports.admin),
         '--redis-port', String(ports.redis), '--xds-port', String(ports.xds), '--front-tls-port', String(ports.tls), '--backend-ports', ports.b.join(','), '--state-dir', stateDir],
       { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, LOG_LEVEL: 'warn' } },
     );
@@ -166,7 +167,7 @@ describe('the control plane down', () => {
     } finally {
       await mux.close();
       if (gateway.exitCode === null) gateway.kill('SIGKILL');
-      // Orphans of the killed gateway: HAProxy carries the state dir in its argv, backends their port,
+      // Orphans of the killed gateway: HAProxy and Envoy carry the state dir in their argv, backends their port,
       // and redis-server rewrites its title to "redis-server <host>:<port>".
       for (const pattern of [stateDir, `redis-server 127.0.0.1:${ports.redis}`, ...ports.b.map((p) => `--port ${p} `)]) {
         try {

@@ -78,8 +78,8 @@ describe('MuxClient against HAProxy limits and reloads', () => {
     client.on('goaway', (_id: number, code: number) => goaways.push(code));
     try {
       const old = await Promise.all(Array.from({ length: 30 }, () => client.open('/echo')));
-      const oldWorkers = await stack.haproxy.workers();
-      await stack.haproxy.reload();
+      const oldWorkers = await stack.haproxy!.workers();
+      await stack.haproxy!.reload();
       await waitUntil(() => goaways.length > 0);
       expect(goaways).toEqual([0]); // NO_ERROR: graceful
       // The streams that were open before the reload still echo through the old worker.
@@ -88,7 +88,7 @@ describe('MuxClient against HAProxy limits and reloads', () => {
       const fresh = await Promise.all(Array.from({ length: 30 }, () => client.open('/echo')));
       expect(await Promise.all(fresh.map((s, i) => echo(s.ws, `new ${i}`)))).toEqual(fresh.map((_, i) => `new ${i}`));
       expect(client.stats().connectionsOpened).toBe(2);
-      const workers = await stack.haproxy.workers();
+      const workers = await stack.haproxy!.workers();
       expect(workers.length).toBeGreaterThan(oldWorkers.length - 1);
       expect(workers.some((w) => !oldWorkers.some((o) => o.pid === w.pid))).toBe(true);
     } finally {

@@ -22,7 +22,7 @@ describe('HAProxy stats reader (a real HAProxy)', () => {
     const h1 = new H1Client(stack.frontUrl);
     try {
       await Promise.all([...Array.from({ length: 50 }, () => mux.open('/echo')), ...Array.from({ length: 5 }, () => h1.open('/echo'))]);
-      expect(await stack.haproxy.frontCounts()).toMatchObject({ connections: 6, sessions: 55 });
+      expect(await stack.haproxy!.frontCounts()).toMatchObject({ connections: 6, sessions: 55 });
     } finally {
       await Promise.all([mux.close(), h1.close()]);
     }

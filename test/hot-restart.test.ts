@@ -34,7 +34,7 @@ describe('HAProxy hot restart under load', () => {
       ]);
       [...h2s, ...h1s].forEach((s) => load.add(s));
       load.start();
-      const firstWorker = (await stack.haproxy.workers())[0]!.pid;
+      const firstWorker = (await stack.haproxy!.workers())[0]!.pid;
 
       for (const round of [1, 2]) {
         await sleep(1_000);
@@ -52,7 +52,7 @@ describe('HAProxy hot restart under load', () => {
         }
         // They are carried by the new worker, not the draining one.
         await sleep(200);
-        newSessionsByWorker.push((await stack.haproxy.workerSessions(result.newPids[0])) ?? -1);
+        newSessionsByWorker.push((await stack.haproxy!.workerSessions(result.newPids[0])) ?? -1);
       }
       await sleep(1_000);
       await load.quiesce(10_000);
@@ -75,7 +75,7 @@ describe('HAProxy hot restart under load', () => {
       // Old workers exit once their sessions close (hard-stop-after is 120 s: it is not what ends them).
       load.stop();
       await Promise.all([mux.close(), h1.close()]);
-      await waitUntil(async () => (await stack.haproxy.workers()).length === 1, 15_000, 'old workers exit');
+      await waitUntil(async () => (await stack.haproxy!.workers()).length === 1, 15_000, 'old workers exit');
     } finally {
       load.stop();
       await Promise.all([mux.close(), h1.close()]);
@@ -90,14 +90,14 @@ describe('HAProxy hot restart under load', () => {
     try {
       const mux = new MuxClient(broken.frontUrl);
       const s = await mux.open('/echo');
-      const before = await broken.haproxy.workers();
+      const before = await broken.haproxy!.workers();
       writeFileSync(template, readFileSync(template, 'utf8').replace('{{balance}}', '{{balance}}\n    frobnicate yes'));
       const res = await broken.adminFetch(`/hot-restart`, { method: 'POST' });
       expect(res.status).toBe(409);
       const body = await res.json();
       expect(body.error.code).toBe('GW_ERR_HAPROXY_CONFIG');
       expect(body.error.message).toMatch(/frobnicate/);
-      expect(await broken.haproxy.workers()).toEqual(before);
+      expect(await broken.haproxy!.workers()).toEqual(before);
       expect(await echo(s.ws, 'still here')).toBe('still here');
       const again = await mux.open('/echo');
       expect(await echo(again.ws, 'new session')).toBe('new session');

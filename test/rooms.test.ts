@@ -77,7 +77,7 @@ describe('rooms over Redis, per-stream round robin', () => {
       // The earlier tests load the backends; on a busy machine a health check may have timed out
       // and HAProxy may still count b3 out. Start from all three in rotation.
       await waitUntil(async () => {
-        const servers = (await stack.haproxy.stats()).filter((r) => r.pxname === 'backends' && /^b\d$/.test(r.svname ?? ''));
+        const servers = (await stack.haproxy!.stats()).filter((r) => r.pxname === 'backends' && /^b\d$/.test(r.svname ?? ''));
         return servers.length === 3 && servers.every((r) => r.status === 'UP') && stack.registry.list().every((e) => e.state === 'active');
       }, 20_000, 'b1..b3 UP in HAProxy and active in the registry');
       const kept: KeptSession[] = await Promise.all(Array.from({ length: 60 }, () => keeper.keep('/chat/crash')));

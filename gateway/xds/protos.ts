@@ -50,6 +50,7 @@ const RESOURCE_FILES = [
   'envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto',
   'envoy/extensions/filters/http/router/v3/router.proto',
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
+  'envoy/extensions/transport_sockets/tls/v3/tls.proto',
 ];
 
 const ADS_FILE = 'envoy/service/discovery/v3/ads.proto';

@@ -37,6 +37,8 @@ export interface FrontOptions {
   balance: 'roundrobin' | 'room';
   /** Towards the backends: HTTP/1.1 Upgrade per session, or HTTP/2 extended CONNECT (lib/config.ts `upstreamProtocol`). */
   upstreamProtocol: 'h1' | 'h2';
+  /** A TLS listener beside the plain one (ALPN h2, http/1.1), as in envoy/envoy-static-tls.yaml; PEM files Envoy reads. */
+  tls?: { listenerName: string; port: number; certFile: string; keyFile: string };
 }
 
 export interface ResourceOptions {
@@ -130,6 +132,34 @@ export const FRONT_REQUEST_HEADERS: JsonObject[] = [
   { header: { key: 'sec-websocket-key', value: 'dGhlIHNhbXBsZSBub25jZQ==' }, append_action: 'ADD_IF_ABSENT' },
   { header: { key: 'x-front-http-version', value: '%PROTOCOL%' }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' },
 ];
+
+export const DOWNSTREAM_TLS_TYPE = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext';
+
+/** The TLS front: the same connection manager (and route) behind a TLS transport socket. */
+export function frontTlsListener(o: ResourceOptions): JsonObject | undefined {
+  const tls = o.front.tls;
+  if (!tls) return undefined;
+  return {
+    name: tls.listenerName,
+    address: { socket_address: { address: o.front.address, port_value: tls.port } },
+    filter_chains: [
+      {
+        filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: frontHttpConnectionManager(o) }],
+        transport_socket: {
+          name: 'envoy.transport_sockets.tls',
+          typed_config: {
+            '@type': DOWNSTREAM_TLS_TYPE,
+            common_tls_context: {
+              // h2 first: Chrome then carries wss:// on an HTTP/2 connection it already has (RFC 8441).
+              alpn_protocols: ['h2', 'http/1.1'],
+              tls_certificates: [{ certificate_chain: { filename: tls.certFile }, private_key: { filename: tls.keyFile } }],
+            },
+          },
+        },
+      },
+    ],
+  };
+}
 
 export function frontRouteConfiguration(o: ResourceOptions): JsonObject {
   return {

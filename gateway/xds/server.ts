@@ -30,7 +30,7 @@ import net from 'node:net';
 import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { PortInUseError } from '../../lib/errors.js';
+import { PortInUseError, TimeoutError } from '../../lib/errors.js';
 import { logger } from '../../lib/log.js';
 import type { Endpoint, EndpointRegistry, RegistryEvent } from '../registry.js';
 import { encodeResource, typeNameOf, type JsonObject } from './codec.js';
@@ -42,6 +42,7 @@ import {
   DEFAULT_FRONT,
   DEFAULT_RESOURCE_OPTIONS,
   frontListener,
+  frontTlsListener,
   frontRouteConfiguration,
   grpcApiListener,
   grpcRouteConfiguration,
@@ -267,6 +268,23 @@ export class XdsServer extends EventEmitter {
     return [...this.#nodes.values()].map((n) => structuredClone(n));
   }
 
+  /**
+   * Resolves once every connected Envoy has ACKed (or NACKed) the last version sent of each type and
+   * no push is pending: the front then routes by the registry as it is now. Bounded by `timeoutMs`.
+   */
+  async settled(timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const caughtUp = () =>
+      !this.#pushScheduled &&
+      [...this.#nodes.values()]
+        .filter((n) => n.kind === 'envoy' && n.streams > 0)
+        .every((n) => Object.values(n.types).every((t) => !t?.sent || t.acked?.version === t.sent.version || t.nacked?.version === t.sent.version));
+    while (!caughtUp()) {
+      if (Date.now() > deadline) throw new TimeoutError('every Envoy ACKing the last xDS push', timeoutMs);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
   /** Every NACK received (most recent last, at most 100). */
   nacks(): XdsNackEvent[] {
     return this.#nackLog.map((n) => ({ ...n }));
@@ -483,6 +501,8 @@ export class XdsServer extends EventEmitter {
       case TypeUrl.listener: {
         if (stream.kind === 'envoy' || (stream.kind === 'unknown' && ts.wildcard)) {
           if (ts.wildcard || ts.names.has(o.front.listenerName)) out.push({ name: o.front.listenerName, resource: frontListener(o) });
+          const tls = frontTlsListener(o);
+          if (tls && (ts.wildcard || ts.names.has(o.front.tls!.listenerName))) out.push({ name: o.front.tls!.listenerName, resource: tls });
         } else {
           for (const name of [...ts.names].sort()) out.push({ name, resource: grpcApiListener(name, o) });
         }

@@ -7,7 +7,11 @@ import type { AdminDeps } from '../../gateway/admin-api.js';
 import { startStack, type Stack } from '../../gateway/stack.js';
 import { privatePorts } from '../../gateway/supervisor.js';
 
-/** A real stack (backend processes + HAProxy) on ephemeral loopback ports, in its own state dir. */
+/**
+ * A real stack (backend processes + a front + the control plane) on ephemeral loopback ports, in its
+ * own state dir. The front is `overrides.front`; HAProxy when unset (suites written against HAProxy's
+ * internals); the front-agnostic suites run once per front (describeEachFront in ./fronts.ts).
+ */
 export async function startTestStack(
   overrides: Partial<GatewayConfig> = {},
   backendCount = 3,
@@ -16,6 +20,7 @@ export async function startTestStack(
 ): Promise<Stack & { dispose(): Promise<void> }> {
   const stateDir = mkdtempSync(path.join(os.tmpdir(), 'gw-test-'));
   const config = defaults(gatewaySchema, {
+    front: 'haproxy',
     ...(await privatePorts(backendCount)),
     stateDir,
     drainTimeoutMs: 3_000,

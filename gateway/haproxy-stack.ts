@@ -1,0 +1,83 @@
+import type { GatewayConfig } from '../lib/config.js';
+import { logger } from '../lib/log.js';
+import { dialHost } from '../lib/loopback.js';
+import { startConfiguredBackends, type BackendProcess } from './backend-process.js';
+import { openRegistry, startControlPlane, startRoomBus, Teardown, type StackOptions } from './control-plane.js';
+import { HaproxyDriver } from './haproxy-driver.js';
+import { HaproxyFront } from './haproxy.js';
+import { HaproxyHotRestart } from './hot-restart.js';
+import type { Front, Stack } from './stack.js';
+import { assertPortFree } from './supervisor.js';
+import { ensureCertificate } from './tls.js';
+
+// The stack with HAProxy in front (`--front haproxy`): N backend processes, HAProxy in master-worker
+// mode in front of them, and the control plane driving HAProxy over its runtime API.
+
+export async function startHaproxyStack(config: GatewayConfig, options: StackOptions = {}): Promise<Stack> {
+  const log = options.log ?? logger('gateway');
+  const output = options.childOutput ?? 'inherit';
+  const backends: BackendProcess[] = [];
+  // Undone in reverse: control plane first (no more changes), then backends (they close their
+  // sessions with 1001, which reaches clients through the front), HAProxy last.
+  const teardown = new Teardown();
+  const stop = () => teardown.run();
+
+  try {
+    await assertPortFree(config.host, config.adminPort, 'admin API');
+    const registry = openRegistry(config);
+    const bus = await startRoomBus(config, log);
+    teardown.add(() => bus.stop());
+    const redisUrl = bus.redisUrl;
+
+    const haproxy = new HaproxyFront(config, registry.list(), logger('haproxy'));
+    const certificate = config.frontTlsPort
+      ? await ensureCertificate(config.stateDir, { cert: config.tlsCert, key: config.tlsKey }, [config.host, 'localhost'])
+      : undefined;
+    haproxy.tlsPem = certificate?.pem;
+    teardown.add(() => haproxy.stop());
+    backends.push(...(await startConfiguredBackends(config, log, output, redisUrl, teardown)));
+    await haproxy.start();
+
+    const driver = new HaproxyDriver(haproxy, registry);
+    driver.start();
+    teardown.add(() => driver.stop());
+    const hotRestart = new HaproxyHotRestart(haproxy, driver);
+    const front: Front = {
+      engine: 'haproxy',
+      label: `HAProxy ${haproxy.version}`,
+      url: haproxy.frontUrl,
+      tlsUrl: haproxy.frontTlsUrl,
+      statsUrl: `http://${dialHost(config.host)}:${config.haproxyStatsPort}/`,
+      counts: async () => ({ engine: 'haproxy', version: haproxy.version, ...(await haproxy.frontCounts()) }),
+      settled: () => driver.settled(),
+    };
+    // The xDS server runs here too: an Envoy front (docker compose, or an `envoy` binary with
+    // envoy/envoy.yaml) can follow the same registry alongside HAProxy.
+    const plane = await startControlPlane(config, registry, { hotRestart, front: front.counts, extraRoutes: options.extraRoutes, backends });
+    teardown.add(() => plane.stop());
+
+    return {
+      config,
+      front,
+      frontUrl: front.url,
+      frontTlsUrl: front.tlsUrl,
+      caFile: certificate?.selfSigned ? certificate.cert : undefined,
+      adminUrl: plane.admin.url,
+      registry,
+      health: plane.health,
+      drain: plane.drain,
+      hotRestart,
+      xds: plane.xds,
+      admin: plane.admin,
+      adminFetch: plane.adminFetch,
+      backends,
+      redisUrl,
+      haproxy,
+      haproxyDriver: driver,
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

@@ -30,18 +30,21 @@ describe('HAProxy stats reader (a real HAProxy)', () => {
 });
 
 describe('Envoy stats reader', () => {
-  const fixture = readFileSync(new URL('./fixtures/envoy-1.31-stats.txt', import.meta.url), 'utf8');
+  // Captured from Envoy 1.40.0 (see the file's header for how): 1 HTTP/2 connection with 1,000 streams + 20 HTTP/1.1 Upgrades.
+  const fixture = readFileSync(new URL('./fixtures/envoy-1.40-stats.txt', import.meta.url), 'utf8');
 
-  it('reads the documented /stats text format (fixture written from the v1.31 docs)', () => {
+  it('reads a real /stats capture: connections vs sessions, and upgrades counted over both transports', () => {
     const stats = parseEnvoyStats(fixture);
     expect(stats.get('server.hot_restart_epoch')).toBe(0);
     expect(envoyFrontCounts(stats)).toEqual({
       engine: 'envoy',
       connections: 21,
       http2Connections: 1,
+      http1Connections: 20,
       sessions: 1020,
-      upgrades: 20,
-      connectionsTotal: 21,
+      upgrades: 1020,
+      // 22: the stack's own "does the listener accept yet" probe at start-up counts too.
+      connectionsTotal: 22,
       sessionsTotal: 1020,
       upstreamConnections: 1020,
     });

@@ -5,7 +5,9 @@ import { GatewayError } from '../../lib/errors.js';
 //   http.<prefix>.downstream_cx_active            client connections open (gauge)
 //   http.<prefix>.downstream_cx_http2_active      ... of which HTTP/2
 //   http.<prefix>.downstream_rq_active            requests open: each WebSocket session is one long-lived request
-//   http.<prefix>.downstream_cx_upgrades_active   HTTP/1.1 Upgrades open (WebSockets over HTTP/1.1)
+//   http.<prefix>.downstream_cx_http1_active      ... of which HTTP/1.1 (each an Upgrade-ed WebSocket here)
+//   http.<prefix>.downstream_cx_upgrades_active   WebSocket upgrades open over BOTH transports: measured on
+//                                                 1.40, 1,000 RFC 8441 streams + 20 HTTP/1.1 Upgrades read 1020
 //   http.<prefix>.downstream_cx_total / downstream_rq_total
 //   cluster.<cluster>.upstream_cx_active          connections to the backends
 
@@ -38,6 +40,9 @@ export interface EnvoyFrontCounts {
   connections: number;
   http2Connections: number;
   sessions: number;
+  /** HTTP/1.1 client connections (one WebSocket each here). */
+  http1Connections: number;
+  /** WebSocket upgrades open, RFC 8441 streams and HTTP/1.1 Upgrades alike. */
   upgrades: number;
   connectionsTotal: number;
   sessionsTotal: number;
@@ -50,6 +55,7 @@ export function envoyFrontCounts(stats: Map<string, number>, statPrefix = 'front
     engine: 'envoy',
     connections: http('downstream_cx_active'),
     http2Connections: http('downstream_cx_http2_active'),
+    http1Connections: http('downstream_cx_http1_active'),
     sessions: http('downstream_rq_active'),
     upgrades: http('downstream_cx_upgrades_active'),
     connectionsTotal: http('downstream_cx_total'),

@@ -65,6 +65,23 @@ describeEachFront('core data path', (frontName) => {
     }
   });
 
+  it('1,000 refused handshakes on one connection (the client resets each non-200 stream) do not cost that connection its other sessions', async () => {
+    // Fronts guard against rapid reset (CVE-2023-44487) by closing connections whose streams the
+    // client resets early; a client that abandons refused handshakes in normal use must not trip it.
+    const client = new MuxClient(front.url);
+    try {
+      const kept = await Promise.all(Array.from({ length: 10 }, () => client.open('/echo')));
+      const refused = await Promise.all(Array.from({ length: 1000 }, () => client.open('/no-such-route').then(() => 0, (e: { status?: number }) => e.status)));
+      expect(countBy(refused, (s) => String(s))).toEqual({ '404': 1000 });
+      expect(await Promise.all(kept.map((s, i) => echo(s.ws, `kept ${i}`)))).toEqual(kept.map((_, i) => `kept ${i}`));
+      const fresh = await client.open('/echo');
+      expect(await echo(fresh.ws, 'fresh')).toBe('fresh');
+      expect(client.stats().connectionsOpened).toBe(1);
+    } finally {
+      await client.close();
+    }
+  });
+
   it.skipIf(peerSkipReason !== undefined)('python3-h2 + wsproto (a client we did not write): 300 RFC 8441 streams on one connection', async () => {
     const url = new URL(front.url);
     const { exitCode, stderr, report } = await runPeer(['--host', url.hostname, '--port', url.port, '--path', '/echo', '--streams', '300', '--messages', '2', '--protocol', 'chat.v1', '--timeout', '30']);

@@ -200,6 +200,9 @@ export function openExtendedConnect(session: http2.ClientHttp2Session, opts: Ope
       reject(new StreamResetError(stream.rstCode, `stream for ${opts.path} closed before the handshake answered`));
     };
     // 'error' always precedes 'close' for resets with an error code; the 'close' handler rejects.
+    // It stays attached for good: a stream abandoned below (refused, timed out) still gets the
+    // session's error when the peer later ends the connection with GOAWAY(error), and an 'error'
+    // without a listener would take the whole process down.
     const onError = () => {};
     const onResponse = (headers: http2.IncomingHttpHeaders) => {
       cleanup();
@@ -228,7 +231,6 @@ export function openExtendedConnect(session: http2.ClientHttp2Session, opts: Ope
       clearTimeout(timer);
       stream.off('response', onResponse);
       stream.off('close', onClose);
-      stream.off('error', onError);
     }
     stream.on('response', onResponse);
     stream.on('close', onClose);

@@ -169,3 +169,33 @@ describe('parseSubprotocols', () => {
     expect(parseSubprotocols(undefined)).toEqual([]);
   });
 });
+
+describe('a peer that refuses a handshake and then ends the connection with an error', () => {
+  it('the refused stream gets the GOAWAY(INTERNAL_ERROR) without taking the process down', async () => {
+    const server = http2.createServer({ settings: { enableConnectProtocol: true } });
+    server.on('session', (session) => session.on('error', () => {}));
+    server.on('stream', (stream) => {
+      stream.on('error', () => {});
+      // The refusal and the connection error leave in one write: the client reads them together.
+      stream.respond({ ':status': 503 });
+      stream.session!.goaway(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const client = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    client.on('error', () => {});
+    await new Promise((r) => client.once('remoteSettings', r));
+    const uncaught: unknown[] = [];
+    const onUncaught = (err: unknown) => uncaught.push(err);
+    process.on('uncaughtException', onUncaught);
+    try {
+      await expect(openExtendedConnect(client, { path: '/echo' })).rejects.toMatchObject({ status: 503 });
+      await new Promise((r) => (client.closed ? r(undefined) : client.once('close', r)));
+      await new Promise((r) => setTimeout(r, 50));
+      expect(uncaught).toEqual([]);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      client.destroy();
+      await new Promise((r) => server.close(r));
+    }
+  });
+});

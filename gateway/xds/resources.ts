@@ -66,6 +66,8 @@ export const DEFAULT_RESOURCE_OPTIONS: ResourceOptions = {
 };
 
 const ADS_SOURCE = { ads: {}, resource_api_version: 'V3' } as const;
+/** HTTP/2 frames Envoy queues towards one peer before it calls it a flood (defaults 10,000 / 1,000). */
+const FLOOD_LIMITS = { max_outbound_frames: 100000, max_outbound_control_frames: 10000 } as const;
 // The front's own route and endpoints wait for the control plane as long as it takes (Envoy's 15 s
 // default would warm a listener or cluster with nothing in it), as LDS/CDS do in envoy/envoy.yaml.
 const FRONT_ADS_SOURCE = { ...ADS_SOURCE, initial_fetch_timeout: '0s' } as const;
@@ -101,8 +103,9 @@ export function frontHttpConnectionManager(o: ResourceOptions): JsonObject {
       initial_stream_window_size: 65536,
       initial_connection_window_size: 1048576,
       connection_keepalive: { interval: '30s', timeout: '10s' },
-      // 10,000 sessions with an echo each in flight pass Envoy's default flood limit of 10,000 frames.
-      max_outbound_frames: 100000,
+      // Tens of thousands of sessions on one connection pass Envoy's default flood limits (10,000
+      // frames, 1,000 control frames) in normal use.
+      ...FLOOD_LIMITS,
     },
     upgrade_configs: [{ upgrade_type: 'websocket' }],
     rds: { config_source: FRONT_ADS_SOURCE, route_config_name: o.front.routeConfigName },
@@ -240,7 +243,9 @@ export function cluster(o: ResourceOptions): JsonObject {
         explicit_http_config:
           o.front.upstreamProtocol === 'h2'
             ? // RFC 8441 upstream: many sessions per backend connection (envoy-static-h2-upstream.yaml).
-              { http2_protocol_options: { allow_connect: true, max_concurrent_streams: o.front.maxConcurrentStreams } }
+              // The flood limits towards the backends too: 50,000 sessions over 3 upstream connections
+              // hit the default 1,000 control frames and lost a connection with its 10,000+ streams.
+              { http2_protocol_options: { allow_connect: true, max_concurrent_streams: o.front.maxConcurrentStreams, ...FLOOD_LIMITS } }
             : // Each WebSocket leaves as its own HTTP/1.1 Upgrade towards the backend.
               { http_protocol_options: {} },
       },

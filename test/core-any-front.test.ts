@@ -60,6 +60,10 @@ describeEachFront('core data path', (frontName) => {
       const all = [...h2s, ...h1s];
       expect(await Promise.all(all.map((s, i) => echo(s.ws, `both ${i}`)))).toEqual(all.map((_, i) => `both ${i}`));
       expect(await front.counts()).toMatchObject({ connections: 101, sessions: 300 });
+      // The front tells each backend which transport the CLIENT used (HAProxy: 2.0/1.1, Envoy:
+      // HTTP/2 / HTTP/1.1 in x-front-http-version), whatever the upstream hop speaks.
+      const transports = await Promise.all(stack.backends.map(async (b) => ((await (await fetch(`${b.url}/healthz`)).json()) as { transports: { h1: number; h2: number } }).transports));
+      expect(transports.reduce((sum, t) => ({ h1: sum.h1 + t.h1, h2: sum.h2 + t.h2 }), { h1: 0, h2: 0 })).toEqual({ h1: 100, h2: 200 });
     } finally {
       await Promise.all([mux.close(), h1.close()]);
     }

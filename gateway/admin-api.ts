@@ -8,6 +8,7 @@ import { logger } from '../lib/log.js';
 import { parseRequestTarget } from '../lib/request-target.js';
 import type { BackendProcess } from './backend-process.js';
 import type { DrainController } from './drain.js';
+import type { EndpointPolicy } from './endpoint-policy.js';
 import { HttpError, parseBody, readJsonBody } from './http-json.js';
 import type { HealthChecker } from './health.js';
 import { HaproxyConfigRejectedError } from './haproxy.js';
@@ -53,6 +54,8 @@ export interface AdminDeps {
   drain: DrainController;
   health: HealthChecker;
   hotRestart?: HotRestartEngine;
+  /** Which addresses POST /endpoints may register (gateway/endpoint-policy.ts); unset: any. */
+  endpointPolicy?: EndpointPolicy;
   xds?: Pick<XdsServer, 'versions'>;
   /** Client TCP connections vs WebSocket sessions at the front, as the proxy itself counts them. */
   front?: () => Promise<FrontCounts>;
@@ -153,6 +156,25 @@ export async function startAdminApi(deps: AdminDeps, host: string, port: number)
     endpoints: registry.list().map((e) => ({ ...e, address: `${e.host}:${e.port}`, health: health.status(e.id) ?? null })),
   });
 
+  /**
+   * A write must come from the admin's own pages (Origin = this server) or from a client that sends
+   * no Origin (CLI, scripts), and a body must be JSON: the admin cookie alone is no proof of intent,
+   * since SameSite does not tell ports apart on 127.0.0.1 and a foreign page can POST text/plain or
+   * a form without a CORS preflight.
+   */
+  function refuseCrossSiteWrite(req: http.IncomingMessage, method: string): void {
+    if (method === 'GET' || method === 'HEAD') return;
+    const origin = req.headers.origin;
+    if (origin !== undefined && !ownOrigins.has(origin.toLowerCase())) {
+      throw new HttpError(403, 'GW_ERR_ORIGIN', `refused ${method} from Origin ${origin}: the admin API takes writes from its own pages (${[...ownOrigins][0]}) or from clients that send no Origin`);
+    }
+    const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+    if (hasBody && !/^application\/json\s*(;|$)/i.test(req.headers['content-type'] ?? '')) {
+      throw new HttpError(415, 'GW_ERR_CONTENT_TYPE', `${method} bodies must be application/json (got ${req.headers['content-type'] ?? 'no content-type'})`);
+    }
+  }
+  let ownOrigins = new Set<string>();
+
   async function route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const target = parseRequestTarget(req.url);
     if (!target.ok) throw new HttpError(400, target.error.code, target.error.message);
@@ -179,6 +201,7 @@ export async function startAdminApi(deps: AdminDeps, host: string, port: number)
       res.setHeader('www-authenticate', 'Bearer realm="gateway admin"');
       throw new HttpError(401, 'GW_ERR_UNAUTHORIZED', 'admin API needs the admin token (Authorization: Bearer <token>); see .gateway/admin-token or ADMIN_TOKEN');
     }
+    refuseCrossSiteWrite(req, method);
     if (url.pathname === '/events' && method === 'GET') {
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
       res.write(`event: snapshot\ndata: ${JSON.stringify(view())}\n\n`);
@@ -211,7 +234,9 @@ export async function startAdminApi(deps: AdminDeps, host: string, port: number)
     if (parts.length === 1 && method === 'GET') return json(200, view());
     if (parts.length === 1 && method === 'POST') {
       const body = parseBody(addBody, await readJsonBody(req));
-      const endpoint = registry.add({ id: body.id, ...parseAddress(body.address), weight: body.weight });
+      const address = parseAddress(body.address);
+      await deps.endpointPolicy?.(address.host, address.port);
+      const endpoint = registry.add({ id: body.id, ...address, weight: body.weight });
       return json(201, endpoint);
     }
     if (parts.length === 2 && id && method === 'GET') return json(200, registry.get(id));
@@ -232,7 +257,8 @@ export async function startAdminApi(deps: AdminDeps, host: string, port: number)
 
   // Every exception of a route, thrown or rejected, ends here as an answer (route is async): none
   // reaches the process, which also runs the registry, health checks and the front.
-  const server = http.createServer((req, res) => {
+  // requestTimeout is enforced by a sweep every connectionsCheckingInterval (default 30 s).
+  const server = http.createServer({ connectionsCheckingInterval: 1_000 }, (req, res) => {
     route(req, res).catch((err: unknown) => {
       const status =
         err instanceof HttpError
@@ -254,6 +280,11 @@ export async function startAdminApi(deps: AdminDeps, host: string, port: number)
   });
   const actual = (server.address() as AddressInfo).port;
   const url = `http://${host}:${actual}`;
+  // The origins a browser shows for this server's own pages.
+  ownOrigins = new Set([url, `http://127.0.0.1:${actual}`, `http://localhost:${actual}`, `http://[::1]:${actual}`].map((o) => o.toLowerCase()));
+  // A client that promises a body and never sends it must not hold a connection (and its buffers).
+  server.requestTimeout = 10_000;
+  server.headersTimeout = 10_000;
   log.info({ url }, 'admin API listening');
   return {
     port: actual,

@@ -7,6 +7,7 @@ import { ensureAdminToken } from './admin-token.js';
 import { startAdminApi, type AdminDeps, type AdminServer } from './admin-api.js';
 import { backendId, type BackendProcess } from './backend-process.js';
 import { DrainController } from './drain.js';
+import { createEndpointPolicy } from './endpoint-policy.js';
 import { HealthChecker } from './health.js';
 import type { HotRestartEngine } from './hot-restart.js';
 import { startLocalRedis } from './redis.js';
@@ -124,8 +125,21 @@ export async function startControlPlane(config: GatewayConfig, registry: Endpoin
     });
     teardown.add(() => xds.close());
     const token = ensureAdminToken(config.stateDir, config.adminToken);
+    const endpointPolicy = createEndpointPolicy({
+      cidrs: config.endpointCidrs,
+      reservedPorts: [
+        { port: config.adminPort, what: 'admin API' },
+        { port: config.xdsPort, what: 'xDS server' },
+        { port: config.frontPort, what: 'front' },
+        { port: config.frontTlsPort, what: 'TLS front' },
+        { port: config.envoyAdminPort, what: 'Envoy admin' },
+        { port: config.envoyRestarterPort, what: 'Envoy restarter control API' },
+        { port: config.haproxyStatsPort, what: 'HAProxy stats' },
+        { port: config.redisPort, what: 'Redis' },
+      ].filter((r) => r.port > 0),
+    });
     const admin = await startAdminApi(
-      { token, registry, drain, health, hotRestart: options.hotRestart, xds, front: options.front, extraRoutes: options.extraRoutes, backends: options.backends },
+      { token, registry, drain, health, endpointPolicy, hotRestart: options.hotRestart, xds, front: options.front, extraRoutes: options.extraRoutes, backends: options.backends },
       config.host,
       config.adminPort,
     );

@@ -16,10 +16,16 @@ export class HttpError extends GatewayError {
 export async function readJsonBody(req: http.IncomingMessage, limit = 64 * 1024): Promise<unknown> {
   let size = 0;
   const chunks: Buffer[] = [];
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw new HttpError(413, 'GW_ERR_BAD_REQUEST', `body larger than ${limit} bytes`);
-    chunks.push(chunk);
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > limit) throw new HttpError(413, 'GW_ERR_BAD_REQUEST', `body larger than ${limit} bytes`);
+      chunks.push(chunk);
+    }
+  } catch (err) {
+    if (err instanceof HttpError) throw err;
+    // The server's requestTimeout, or the client leaving: a bad request, not a server fault.
+    throw new HttpError(408, 'GW_ERR_BAD_REQUEST', `the body did not arrive whole (${(err as Error).message})`);
   }
   const text = Buffer.concat(chunks).toString();
   if (!text.trim()) return {};

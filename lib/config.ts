@@ -88,6 +88,11 @@ export const gatewaySchema = z.object({
   /** Local Envoy: the control API port of the restarter process the gateway starts beside it. The
    *  restarter (and Envoy, its child) outlives a gateway crash or restart; the next gateway attaches. */
   envoyRestarterPort: port.default(9902),
+  /** Address ranges the admin API may register endpoints in (names are resolved first); the
+   *  gateway's own ports are refused anyway. "0.0.0.0/0,::/0" allows any address. */
+  endpointCidrs: stringList
+    .default(['127.0.0.0/8', '::1/128'])
+    .refine((l) => l.every((c) => /^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(c)), 'comma-separated CIDRs, e.g. 127.0.0.0/8,10.0.0.0/8'),
   /** Working files: rendered HAProxy config, sockets, pid files. */
   stateDir: z.string().min(1).default('.gateway'),
   haproxyBin: z.string().min(1).default('haproxy'),

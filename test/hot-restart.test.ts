@@ -140,6 +140,7 @@ describeEachFront('hot restart under load', (frontName) => {
         // close then (1006), hard-stopped before --parent-shutdown-time-s; what they had in flight is
         // what is lost (at most one echo each), and every session of generations 2 and 3 loses nothing.
         expect(generations).toEqual([2, 3]);
+        expect(readFileSync(stack.envoy!.logFile!, 'utf8')).toContain('Envoy epoch 0 still drains: Envoy stops it as epoch 2 starts');
         expect(onFirstGeneration.length).toBeGreaterThanOrEqual(1200);
         const wasOnFirst = new Set(onFirstGeneration);
         expect(closedTallies).toHaveLength(onFirstGeneration.length);

@@ -63,6 +63,7 @@ export class H1Client implements WsClient {
             backendId: typeof backend === 'string' ? backend : undefined,
             protocol: ws.protocol,
             headers: response?.headers ?? {},
+            localPort: response?.socket.localPort,
           },
           resolve,
         );

@@ -96,6 +96,7 @@ export class MuxClient extends EventEmitter implements WsClient {
               backendId: typeof backend === 'string' ? backend : undefined,
               protocol: opened.protocol,
               headers: opened.headers,
+              localPort: conn.session.socket?.localPort,
             },
             resolve,
           ),

@@ -16,6 +16,9 @@ export interface WsSession {
   protocol: string;
   /** Handshake response headers (101 for h1, 200 for h2). */
   headers: IncomingHttpHeaders;
+  /** Our port of the TCP connection that carries the session (shared by every stream of one HTTP/2
+   *  connection): tells which connection — and so which proxy process or generation — holds it. */
+  localPort: number | undefined;
 }
 
 export interface OpenSessionOptions {

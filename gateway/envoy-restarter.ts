@@ -379,6 +379,7 @@ export class EnvoyRestarter {
     if (validate && this.#opts.validateBeforeRestart) await this.#validate();
     await this.#checkHotRestartVersion(validate);
     if (this.#stopping) throw new RestarterStoppedError('restart dropped');
+    this.#warnOfEarlyParentShutdown();
     const child = await this.#spawn();
     await this.#waitReady(child);
     const result: EnvoyRestartResult = {
@@ -391,6 +392,23 @@ export class EnvoyRestarter {
     };
     this.#log.info(result, child.info.epoch === 0 ? 'Envoy epoch 0 ready' : `Envoy epoch ${child.info.epoch} ready; older epochs drain and exit after --parent-shutdown-time-s`);
     return result;
+  }
+
+  /**
+   * Envoy keeps two epochs: once the new epoch is up, its parent tells ITS parent to exit at once
+   * ("terminating parent process", measured with 1.40). So an epoch still draining from an earlier
+   * restart is stopped now, with the connections it holds, before its --parent-shutdown-time-s: a
+   * second restart within that time is a hard stop for the oldest generation (HAProxy keeps every
+   * old worker until its own hard-stop-after).
+   */
+  #warnOfEarlyParentShutdown(): void {
+    const live = [...this.#children.values()].map((c) => c.info).sort((a, b) => a.epoch - b.epoch);
+    const older = live.slice(0, -1);
+    if (older.length === 0) return;
+    this.#log.warn(
+      { epochs: older.map((e) => ({ epoch: e.epoch, envoyPid: e.pid })), nextEpoch: this.#nextEpoch },
+      `Envoy epoch ${older.map((e) => e.epoch).join(', ')} still drains: Envoy stops it as epoch ${this.#nextEpoch} starts (two epochs at most), closing what it holds before --parent-shutdown-time-s`,
+    );
   }
 
   /**

@@ -10,6 +10,7 @@ import { HaproxyFront } from '../gateway/haproxy.js';
 import { assertPortFree } from '../gateway/supervisor.js';
 import { backendSchema, defaults, gatewaySchema } from '../lib/config.js';
 import { createSniffingServer } from '../lib/protocol-sniffer.js';
+import { describeEachFront } from './helpers/front-matrix.js';
 import { echo, jsonInbox, startTestStack } from './helpers/stack.js';
 import { selfSignedCert } from './helpers/tls.js';
 
@@ -52,10 +53,10 @@ describe('backend over TLS (ALPN h2 and http/1.1 on the same port as plaintext)'
   });
 });
 
-describe('TLS at the front (HAProxy, ALPN h2 and http/1.1)', () => {
+describeEachFront('TLS at the front (ALPN h2 and http/1.1)', (front) => {
   let stack: Awaited<ReturnType<typeof startTestStack>>;
   beforeAll(async () => {
-    stack = await startTestStack();
+    stack = await startTestStack({ front, roomBus: 'none' });
   });
   afterAll(async () => {
     await stack?.dispose();

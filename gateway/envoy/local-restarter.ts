@@ -78,6 +78,12 @@ export async function startLocalRestarter(
       '--base-id', String(config.envoyAdminPort),
       '--drain-time-s', String(Math.min(20, Math.max(1, config.hardStopAfterS - 1))),
       '--parent-shutdown-time-s', String(config.hardStopAfterS),
+      // The old epoch sends GOAWAY on every HTTP/2 connection as soon as it starts draining, as an
+      // old HAProxy worker does, so a client's next session goes to the new epoch. With Envoy's
+      // default (`gradual`) no GOAWAY came within seconds (measured), and sessions opened right after
+      // a restart still landed on the old epoch, to be cut at its parent shutdown. Compose's
+      // restarter passes the same.
+      '--drain-strategy', 'immediate',
       '--admin-url', `http://${dialHost(config.host)}:${config.envoyAdminPort}`,
       '--control-port', String(config.envoyRestarterPort),
       '--control-host', dialHost(config.host),

@@ -60,6 +60,8 @@ export interface EpochInfo {
   startedAt: number;
   /** It finished initializing (see `isReady`); until then no newer epoch is forked. */
   ready: boolean;
+  /** Date.now() when it was found ready. */
+  readyAt?: number;
 }
 
 export interface LiveEpoch extends EpochInfo {
@@ -129,6 +131,21 @@ export class HotRestartVersionMismatchError extends GatewayError {
     super(
       'GW_ERR_ENVOY_HOT_RESTART_VERSION',
       `${bin} now reports hot restart version ${onDisk}, the running epochs ${running}: a hot restart across them is impossible, so it was refused and the running epoch keeps serving (stop and start the front to change binaries)`,
+    );
+  }
+}
+
+/**
+ * A restart while an older epoch still drains: Envoy keeps two epochs at most (once the new one is
+ * up, its parent tells ITS parent to exit at once — measured with 1.40), so the draining epoch and
+ * every session it holds would be cut before --parent-shutdown-time-s. Refused instead.
+ */
+export class EnvoyEpochDrainingError extends GatewayError {
+  constructor(epoch: number, pid: number, untilMs: number | undefined) {
+    const when = untilMs === undefined ? 'when its sessions are gone' : `by ${new Date(untilMs).toISOString()} (--parent-shutdown-time-s)`;
+    super(
+      'GW_ERR_ENVOY_EPOCH_DRAINING',
+      `Envoy epoch ${epoch} (pid ${pid}) still drains the sessions of the previous hot restart and exits ${when}; Envoy keeps two epochs at most, so another restart now would cut them. Retry after that (a shorter hardStopAfterS shortens the wait)`,
     );
   }
 }
@@ -318,6 +335,15 @@ export class EnvoyRestarter {
   restart(): Promise<EnvoyRestartResult> {
     if (!this.#started) return Promise.reject(new RestarterUsageError('restart() before start()'));
     if (this.#stopping) return Promise.reject(new RestarterStoppedError('restart refused'));
+    const ready = [...this.#children.values()].map((c) => c.info).filter((e) => e.ready).sort((a, b) => a.epoch - b.epoch);
+    const draining = ready.length > 1 ? ready[0] : undefined;
+    if (draining && !this.#inFlight) {
+      const newest = ready.at(-1)!;
+      const until = newest.readyAt === undefined ? undefined : newest.readyAt + this.#opts.parentShutdownTimeS * 1000;
+      const err = new EnvoyEpochDrainingError(draining.epoch, draining.pid, until);
+      this.#log.warn({ epoch: draining.epoch, envoyPid: draining.pid }, err.message);
+      return Promise.reject(err);
+    }
     if (this.#pending) {
       this.#log.info('restart requested while another is queued: it shares the queued one');
       return this.#pending.promise;
@@ -379,7 +405,6 @@ export class EnvoyRestarter {
     if (validate && this.#opts.validateBeforeRestart) await this.#validate();
     await this.#checkHotRestartVersion(validate);
     if (this.#stopping) throw new RestarterStoppedError('restart dropped');
-    this.#warnOfEarlyParentShutdown();
     const child = await this.#spawn();
     await this.#waitReady(child);
     const result: EnvoyRestartResult = {
@@ -392,23 +417,6 @@ export class EnvoyRestarter {
     };
     this.#log.info(result, child.info.epoch === 0 ? 'Envoy epoch 0 ready' : `Envoy epoch ${child.info.epoch} ready; older epochs drain and exit after --parent-shutdown-time-s`);
     return result;
-  }
-
-  /**
-   * Envoy keeps two epochs: once the new epoch is up, its parent tells ITS parent to exit at once
-   * ("terminating parent process", measured with 1.40). So an epoch still draining from an earlier
-   * restart is stopped now, with the connections it holds, before its --parent-shutdown-time-s: a
-   * second restart within that time is a hard stop for the oldest generation (HAProxy keeps every
-   * old worker until its own hard-stop-after).
-   */
-  #warnOfEarlyParentShutdown(): void {
-    const live = [...this.#children.values()].map((c) => c.info).sort((a, b) => a.epoch - b.epoch);
-    const older = live.slice(0, -1);
-    if (older.length === 0) return;
-    this.#log.warn(
-      { epochs: older.map((e) => ({ epoch: e.epoch, envoyPid: e.pid })), nextEpoch: this.#nextEpoch },
-      `Envoy epoch ${older.map((e) => e.epoch).join(', ')} still drains: Envoy stops it as epoch ${this.#nextEpoch} starts (two epochs at most), closing what it holds before --parent-shutdown-time-s`,
-    );
   }
 
   /**
@@ -500,6 +508,7 @@ export class EnvoyRestarter {
         // Re-check: an answer may arrive after the child died.
         if (child.exit) throw new EnvoyEpochExitedError(child.info.epoch, child.info.pid, child.exit);
         child.info.ready = true;
+        child.info.readyAt = Date.now();
         return;
       }
       await Promise.race([sleep(this.#opts.readyPollMs), child.exited]);

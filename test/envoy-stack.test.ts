@@ -49,8 +49,9 @@ beforeAll(async () => {
   controlPort = await freePort();
   restarter = spawn(
     process.execPath,
-    ['--import', 'tsx', RESTARTER, '--envoy-bin', process.execPath, '--base-id', '7', '--start-grace-ms', '200', '--control-port', String(controlPort), '--', STAND_IN],
-    { cwd: repo, env: { ...process.env, STAND_IN_LOG: standInLog, STAND_IN_VALIDATE_FAIL_FILE: validateFail, LOG_LEVEL: 'warn' }, stdio: 'ignore' },
+    ['--import', 'tsx', RESTARTER, '--envoy-bin', process.execPath, '--base-id', '7', '--start-grace-ms', '200', '--parent-shutdown-time-s', '1', '--control-port', String(controlPort), '--', STAND_IN],
+    // The stand-in stops its parent epoch after --parent-shutdown-time-s, as Envoy does.
+    { cwd: repo, env: { ...process.env, STAND_IN_LOG: standInLog, STAND_IN_VALIDATE_FAIL_FILE: validateFail, STAND_IN_PARENT_SHUTDOWN: '1', LOG_LEVEL: 'warn' }, stdio: 'ignore' },
   );
   const config = defaults(gatewaySchema, {
     ...ports,
@@ -116,6 +117,17 @@ describe('gateway --front envoy, compose topology (restarter in another process;
     ]);
     // Envoy's admin is not there: the counts say "unknown" instead of a made-up number.
     expect(gens.generations.every((g) => g.sessions === null)).toBe(true);
+  });
+
+  it('a restart while the previous epoch still drains: 409 GW_ERR_ENVOY_EPOCH_DRAINING (Envoy would cut it), then accepted once it is gone', async () => {
+    // Right after the previous test's restart, epoch 0 drains until its parent shutdown (1 s here).
+    const before = starts().length;
+    const refused = await stack.adminFetch('/hot-restart', { method: 'POST' });
+    if (refused.status === 409) {
+      expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('GW_ERR_ENVOY_EPOCH_DRAINING');
+      expect(starts().length).toBe(before);
+    }
+    await waitUntil(async () => ((await (await stack.adminFetch('/hot-restart')).json()) as { generations: unknown[] }).generations.length === 1, 20_000, 'the old epoch exits');
   });
 
   it('a config the restarter rejects: 409 with its code and the validator’s words; the running epochs stay', async () => {

@@ -5,11 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { H1Client, MuxClient } from '../client/index.js';
 import { SequencedEcho } from '../client/sequenced-echo.js';
 import { SessionKeeper, type KeptSession } from '../client/session-keeper.js';
-import type { WsSession } from '../client/types.js';
 import { DEFAULT_TEMPLATE } from '../gateway/haproxy.js';
 import { describeEachFront, type FrontName } from './helpers/front-matrix.js';
 import { envoySkipReason } from './helpers/envoy.js';
-import { generationOf, sessionsByGeneration } from './helpers/generations.js';
+import { sessionsByGeneration } from './helpers/generations.js';
 import { echo, jsonInbox, sleep, startTestStack, waitUntil } from './helpers/stack.js';
 
 // Hot restart of the real front under load, once per front (HAProxy master-worker reload, Envoy
@@ -66,17 +65,19 @@ describeEachFront('hot restart under load', (frontName) => {
       first.forEach((s) => load.add(s));
       load.start();
       expect(await sessionsByGeneration(stack, first)).toEqual({ 1: 1200 });
-      /** Sessions generation 1 still carried when the second restart began. */
-      let onFirstGeneration: WsSession[] = [];
 
       for (const round of [1, 2]) {
         await sleep(1_000);
-        if (round === 2) {
-          const all = load.tallies.map((t) => t.session);
-          const gens = await generationOf(stack, all);
-          onFirstGeneration = all.filter((_, i) => gens[i] === 1);
+        const response = await stack.adminFetch(`/hot-restart`, { method: 'POST' });
+        if (frontName === 'envoy' && round === 2) {
+          // Envoy keeps two epochs at most: a third would make epoch 1 stop epoch 0 at once and cut
+          // the 1,200 sessions it still drains (measured: 1,146 echoes lost). The restarter refuses
+          // instead, until the draining epoch has left (hardStopAfterS, 120 s here).
+          expect(response.status).toBe(409);
+          expect(((await response.json()) as { error: { code: string } }).error.code).toBe('GW_ERR_ENVOY_EPOCH_DRAINING');
+          continue;
         }
-        const result = await (await stack.adminFetch(`/hot-restart`, { method: 'POST' })).json();
+        const result = await response.json();
         expect(result).toMatchObject({ engine: frontName, generation: round + 1 });
         expect(result.newPids).toHaveLength(1);
         // New sessions, both transports, right after the restart: every one must open and echo.
@@ -135,19 +136,11 @@ describeEachFront('hot restart under load', (frontName) => {
         expect(totals.open).toBe(1200 + 142);
         expect(await sessionsByGeneration(stack, first)).toEqual({ 1: 1200 });
       } else {
-        // Envoy keeps two epochs: when epoch 2 starts, epoch 1 tells its own parent, epoch 0 (still
-        // draining), to exit at once ("terminating parent process"; measured). Generation 1's sessions
-        // close then (1006), hard-stopped before --parent-shutdown-time-s; what they had in flight is
-        // what is lost (at most one echo each), and every session of generations 2 and 3 loses nothing.
-        expect(generations).toEqual([2, 3]);
-        expect(readFileSync(stack.envoy!.logFile!, 'utf8')).toContain('Envoy epoch 0 still drains: Envoy stops it as epoch 2 starts');
-        expect(onFirstGeneration.length).toBeGreaterThanOrEqual(1200);
-        const wasOnFirst = new Set(onFirstGeneration);
-        expect(closedTallies).toHaveLength(onFirstGeneration.length);
-        expect(closedTallies.every((t) => wasOnFirst.has(t.session))).toBe(true);
-        expect(closedTallies.every((t) => t.closeCode === 1006)).toBe(true);
-        expect(totals.lost).toBeLessThanOrEqual(onFirstGeneration.length);
-        expect(totals.open).toBe(1200 + 142 - onFirstGeneration.length);
+        // One restart went through (the second was refused): generations 1 and 2, nothing closed or lost.
+        expect(generations).toEqual([1, 2]);
+        expect(closedTallies).toHaveLength(0);
+        expect(totals.lost).toBe(0);
+        expect(totals.open).toBe(1200 + 71);
       }
 
       load.stop();
@@ -159,7 +152,7 @@ describeEachFront('hot restart under load', (frontName) => {
         // An old Envoy epoch does not leave when its connections are gone: it is told to exit by the
         // newer epoch when --parent-shutdown-time-s (hardStopAfterS, 120 s here) has passed (measured).
         await waitUntil(async () => (await stack.front.counts()).connections === 0, 15_000, 'every client connection closed');
-        expect((await stack.hotRestart.generations()).map((g) => g.generation).sort()).toEqual([2, 3]);
+        expect((await stack.hotRestart.generations()).map((g) => g.generation).sort()).toEqual([1, 2]);
       }
     } finally {
       load.stop();

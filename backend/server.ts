@@ -30,6 +30,20 @@ export interface Backend {
   close(): Promise<void>;
 }
 
+/**
+ * The client's address for per-IP limits. Behind the front every connection comes from the proxy,
+ * which appends the address it saw to X-Forwarded-For (HAProxy `option forwardfor`, Envoy
+ * `use_remote_address`); both keep whatever the client sent in front of it. So only the LAST entry
+ * is the front's word: the first is the client's own, and trusting it let any client lift its
+ * per-IP limit (or spend another address's) with a made-up header. (For a client on loopback Envoy
+ * appends its own interface address instead of 127.0.0.1.) A backend reached directly has no front
+ * to vouch for the header: backends listen where only the front reaches them.
+ */
+export function clientAddress(forwardedFor: string | string[] | undefined, remote: string | undefined): string {
+  const hops = [forwardedFor ?? []].flat().flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+  return hops.at(-1) ?? remote ?? 'unknown';
+}
+
 export async function startBackend(config: BackendConfig, log: Logger = logger('backend', { backend: config.id })): Promise<Backend> {
   const metrics = new BackendMetrics(config.id);
   const bus: RoomBus = config.redisUrl
@@ -76,8 +90,7 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
       metrics.limitHits.inc({ limit: verdict.status === 401 ? 'auth' : 'forbidden' });
       return { ok: false, status: verdict.status, reason: verdict.reason, route: matched };
     }
-    // Behind the front every connection comes from HAProxy; the client is in X-Forwarded-For.
-    const ip = String(headers['x-forwarded-for'] ?? remote ?? 'unknown').split(',')[0]!.trim();
+    const ip = clientAddress(headers['x-forwarded-for'], remote);
     if ((perIp.get(ip) ?? 0) >= config.maxSessionsPerIp) {
       metrics.limitHits.inc({ limit: 'per_ip' });
       return { ok: false, status: 429, reason: `more than ${config.maxSessionsPerIp} sessions from ${ip}`, route: matched };

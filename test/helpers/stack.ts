@@ -4,8 +4,10 @@ import path from 'node:path';
 import type { WebSocket } from 'ws';
 import { defaults, gatewaySchema, type GatewayConfig } from '../../lib/config.js';
 import type { AdminDeps } from '../../gateway/admin-api.js';
+import { startBackendProcess, type BackendProcess } from '../../gateway/backend-process.js';
 import { startStack, type Stack } from '../../gateway/stack.js';
-import { privatePorts } from '../../gateway/supervisor.js';
+import { freePort, privatePorts } from '../../gateway/supervisor.js';
+import { logger } from '../../lib/log.js';
 
 /**
  * A real stack (backend processes + a front + the control plane) on ephemeral loopback ports, in its
@@ -35,6 +37,16 @@ export async function startTestStack(
       rmSync(stateDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * One backend process on its own (no front, no control plane), as the gateway starts it — restarted
+ * if it crashes — for suites that talk to a backend directly.
+ */
+export async function startTestBackend(overrides: Partial<GatewayConfig> = {}, id = 'b1'): Promise<BackendProcess & { dispose(): Promise<void> }> {
+  const config = defaults(gatewaySchema, { drainTimeoutMs: 3_000, ...overrides });
+  const backend = await startBackendProcess(config, id, await freePort(), logger('test'), 'lines');
+  return Object.assign(backend, { dispose: async () => void (await backend.keeper.stop(config.drainTimeoutMs + 2_000)) });
 }
 
 /** Send `text` and resolve with the first message that comes back. */

@@ -200,6 +200,9 @@ export function openExtendedConnect(session: http2.ClientHttp2Session, opts: Ope
       reject(new StreamResetError(stream.rstCode, `stream for ${opts.path} closed before the handshake answered`));
     };
     // 'error' always precedes 'close' for resets with an error code; the 'close' handler rejects.
+    // The listener stays on a stream given up on (timeout, refused handshake): if the session dies
+    // with an error (a GOAWAY with an error code, a reset connection) before that stream is gone,
+    // Node destroys it with the error, and an 'error' nobody listens to would end the process.
     const onError = () => {};
     const onResponse = (headers: http2.IncomingHttpHeaders) => {
       cleanup();
@@ -222,13 +225,14 @@ export function openExtendedConnect(session: http2.ClientHttp2Session, opts: Ope
         reject(new SubprotocolError(problem));
         return;
       }
+      // From here the WebSocket listens for the stream's errors.
+      stream.off('error', onError);
       resolve({ ws: wrapStream(stream, 'client', chosen, opts.maxPayload ?? 100 * 1024 * 1024), headers, protocol: chosen, stream });
     };
     function cleanup() {
       clearTimeout(timer);
       stream.off('response', onResponse);
       stream.off('close', onClose);
-      stream.off('error', onError);
     }
     stream.on('response', onResponse);
     stream.on('close', onClose);

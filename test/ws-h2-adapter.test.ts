@@ -39,12 +39,15 @@ afterEach(async () => {
   pair = undefined;
 });
 
-async function startPair(opts: { enableConnect?: boolean; status?: number; reset?: boolean } = {}): Promise<Pair> {
+async function startPair(opts: { enableConnect?: boolean; status?: number; reset?: boolean; hold?: 'silent' | 503 } = {}): Promise<Pair> {
   const serverSockets: WebSocket[] = [];
   const server = http2.createServer({ settings: { enableConnectProtocol: opts.enableConnect ?? true } });
   server.on('stream', (stream, headers) => {
     stream.on('error', () => {});
     if (opts.reset) return stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+    // Keep the stream open: never answer, or answer 503 without ending it (as a proxy may).
+    if (opts.hold === 'silent') return;
+    if (opts.hold === 503) return stream.respond({ ':status': 503 });
     if (opts.status) {
       stream.respond({ ':status': opts.status });
       return stream.end();
@@ -153,6 +156,18 @@ describe('typed failures', () => {
   it('a subprotocol the client never offered → GW_ERR_SUBPROTOCOL', async () => {
     const { client } = await startPair();
     await expect(openExtendedConnect(client, { path: '/x', protocols: ['zzz'] })).rejects.toMatchObject({ code: 'GW_ERR_SUBPROTOCOL' });
+  });
+  it.each(['silent', 503] as const)('a stream given up on (%s) does not end the process when the session then dies with an error', async (hold) => {
+    // Seen against Envoy at 40,000 streams on one connection: handshakes given up on, then a GOAWAY
+    // with INTERNAL_ERROR; Node destroys every stream left with that error, and one without an
+    // 'error' listener took the load generator down.
+    const { client } = await startPair({ hold });
+    await expect(openExtendedConnect(client, { path: '/x', timeoutMs: 100 })).rejects.toMatchObject({
+      code: hold === 'silent' ? 'GW_ERR_TIMEOUT' : 'GW_ERR_HANDSHAKE_REJECTED',
+    });
+    client.destroy(new Error('GOAWAY with INTERNAL_ERROR'));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(client.destroyed).toBe(true);
   });
   it('server refuses a wrong sec-websocket-version with 426', async () => {
     const { client } = await startPair();

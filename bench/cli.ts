@@ -153,7 +153,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   try {
     for (const route of env.routes.values()) {
       runner.peers.set(route.name, (await probePeerSettings(route.url)) ?? null);
-      if (route.haproxy) {
+      if (route.proxy?.engine === 'haproxy') {
         const info = await env.proxyInfo(route);
         haproxyInfo[route.name] = Object.fromEntries(
           ['Version', 'Nbthread', 'Maxconn', 'Hard_maxconn', 'Ulimit-n', 'Maxsock', 'Maxpipes'].filter((k) => info[k] !== undefined).map((k) => [k, info[k]!]),

@@ -14,6 +14,7 @@ import { logger } from '../lib/log.js';
 import { BenchOptionError } from './errors.js';
 import { INSPECTOR_LINE, remoteMemory, type RemoteMemory } from './inspector.js';
 import { pidListeningOn } from './procfs.js';
+import { HaproxyBenchProxy, type BenchProxy } from './proxies.js';
 import type { RouteName } from './result.js';
 
 // What the bench measures against: the local stack (3 backends + HAProxy, on ephemeral loopback ports
@@ -23,8 +24,8 @@ import type { RouteName } from './result.js';
 export interface RouteInfo {
   name: RouteName;
   url: string;
-  /** The HAProxy serving this route, when it is ours. */
-  haproxy?: HaproxyFront;
+  /** The proxy serving this route, when it is ours. */
+  proxy?: BenchProxy;
   frontPort?: number;
   upstreamProtocol: 'h1' | 'h2' | null;
   /** SETTINGS_MAX_CONCURRENT_STREAMS the front advertises (from our config), when known. */
@@ -192,7 +193,7 @@ export class BenchEnv {
           routes.set(name, {
             name,
             url: stack.frontUrl!,
-            haproxy: stack.haproxy,
+            proxy: new HaproxyBenchProxy(stack.haproxy!, all, config.hardStopAfterS),
             frontPort: config.frontPort,
             upstreamProtocol: config.upstreamProtocol,
             streamLimit: config.h2MaxConcurrentStreams,
@@ -218,7 +219,7 @@ export class BenchEnv {
           routes.set(name, {
             name,
             url: front.frontUrl,
-            haproxy: front,
+            proxy: new HaproxyBenchProxy(front, all, config.hardStopAfterS),
             frontPort: settings.frontPort,
             upstreamProtocol: 'h2',
             streamLimit: o.h2upStreams,
@@ -252,27 +253,14 @@ export class BenchEnv {
     return r;
   }
 
-  /** The HAProxy worker process of a route (the master only supervises). */
+  /** The process of a route's proxy to read /proc of: HAProxy's worker (the master only supervises). */
   async proxyPid(route: RouteInfo): Promise<number | undefined> {
-    if (!route.haproxy) return undefined;
-    try {
-      return (await route.haproxy.workers())[0]?.pid;
-    } catch {
-      return undefined;
-    }
+    return route.proxy ? route.proxy.pid() : undefined;
   }
 
-  /** `show info` of a route's HAProxy as a key → value map. */
+  /** A route's proxy figures as key → value: HAProxy `show info`. */
   async proxyInfo(route: RouteInfo): Promise<Record<string, string>> {
-    if (!route.haproxy) return {};
-    const out = await route.haproxy.runtime('show info');
-    return Object.fromEntries(
-      out
-        .split('\n')
-        .map((l) => /^([^:]+):\s*(.*)$/.exec(l.trim()))
-        .filter((m): m is RegExpExecArray => m !== null)
-        .map((m) => [m[1]!, m[2]!]),
-    );
+    return route.proxy ? route.proxy.info() : {};
   }
 
   /** Open sessions the backends report on /healthz (undefined for one that did not answer). */
@@ -310,11 +298,9 @@ export class BenchEnv {
     return left;
   }
 
-  /** Streams a route's HAProxy still carries on its front (`show sess`), 0 when it is not ours. */
+  /** Streams a route's proxy still carries on its front (HAProxy `show sess`), 0 when it is not ours. */
   async proxyStreams(route: RouteInfo): Promise<number> {
-    if (!route.haproxy) return 0;
-    const out = await route.haproxy.runtime('show sess');
-    return out.split('\n').filter((l) => l.includes(' fe=front ')).length;
+    return route.proxy ? route.proxy.streams() : 0;
   }
 
   async backendMemory(gc: boolean): Promise<Array<RemoteMemory | undefined>> {
@@ -323,13 +309,9 @@ export class BenchEnv {
     );
   }
 
-  /** Put every backend but `keep` in maintenance on a route's HAProxy (rooms live in one backend). */
+  /** Send a route's new sessions to `keep` only (undefined: to every backend again). HAProxy: the other servers in maintenance. */
   async pinTo(route: RouteInfo, keep: string | undefined): Promise<void> {
-    if (!route.haproxy) return;
-    for (const b of this.backends) {
-      const state = keep === undefined || b.id === keep ? 'ready' : 'maint';
-      await route.haproxy.runtime(`set server backends/${b.id} state ${state}`);
-    }
+    await route.proxy?.pinTo(keep);
   }
 
   async stop(): Promise<void> {

@@ -138,7 +138,7 @@ export interface MemoryPerSession {
   /** V8 heap + external (after forced GC), bytes per session. */
   heapBytes: number | null;
   rssBytes: number | null;
-  /** For HAProxy: growth of its pool memory in use (`show info` PoolUsed_bytes). */
+  /** The proxy's own count: HAProxy pool memory in use (`show info` PoolUsed_bytes). */
   poolBytes?: number | null;
   sockets: number | null;
 }
@@ -162,7 +162,11 @@ export interface ScaleStep {
   echoFailed: number;
   clientConnections: number;
   client: ProcessView;
-  proxy: (ProcessView & { accepted: number; upstream: number; currConns: number | null }) | null;
+  /**
+   * upstream: sockets to the backends from /proc. currConns: HAProxy's CurrConns. reported: what the
+   * proxy itself counts (connections, streams, upstream connections; null where it has no such figure).
+   */
+  proxy: (ProcessView & { accepted: number; upstream: number; currConns: number | null; reported?: { connections: number | null; sessions: number | null; upstream: number | null } | null }) | null;
   backends: ProcessView;
 }
 

@@ -1,7 +1,8 @@
 import type { HaproxyFront } from '../gateway/haproxy.js';
 
-// The proxy a bench route goes through, in the terms the scenarios use, whichever it is (HAProxy:
-// runtime API, master-worker). A route without one (direct, ext) has no BenchProxy.
+// The proxy a bench route goes through, in the terms the scenarios use, whichever it is: HAProxy
+// (runtime API, master-worker) or Envoy (admin API, fed over xDS by a registry of the bench's own;
+// see envoy-route.ts). A route without one (direct, ext) has no BenchProxy.
 
 export type ProxyEngine = 'haproxy' | 'envoy';
 

@@ -92,6 +92,8 @@ export class Runner {
     return {
       node: process.version,
       haproxy: engine === 'haproxy' ? this.env.haproxyVersion : null,
+      envoy: engine === 'envoy' ? (r.proxy?.version ?? null) : null,
+      envoyConcurrency: engine === 'envoy' ? this.env.envoyConcurrency : null,
       route,
       url: r.url,
       upstreamProtocol: r.upstreamProtocol,
@@ -156,7 +158,7 @@ export class Runner {
 
   /**
    * Event handler measuring CPU between the worker's 'start' and 'end' marks: the worker's own
-   * cpuUsage, and /proc times of the route's proxy (HAProxy's worker), of every backend and (withBus) of Redis.
+   * cpuUsage, and /proc times of the route's proxy (HAProxy's worker, Envoy), of every backend and (withBus) of Redis.
    */
   cpuMeter(proxyPid: number | undefined, withBus = false): { onEvent: (e: WorkerEvent) => void; result: () => CpuWindow | null } {
     const backendsCpu = () => this.env.backends.reduce((sum, b) => sum + (cpuMs(b.pid) ?? 0), 0);
@@ -183,7 +185,7 @@ export class Runner {
     };
   }
 
-  /** Sockets and RSS of the client, the route's proxy (HAProxy's worker) and the backends, from /proc. */
+  /** Sockets and RSS of the client, the route's proxy (HAProxy's worker, Envoy) and the backends, from /proc. */
   snapshot(
     clientPid: number,
     route: RouteInfo,
@@ -217,7 +219,7 @@ export class Runner {
    * Wait for the previous run's sessions to leave the backends. Sessions a proxy keeps on its own
    * (streams stuck behind HTTP/2 flow control outlive their client) would skew every later run, so
    * the bench then has the proxies that hold streams let go of them: a HAProxy is reloaded (the old
-   * worker is ended after hard-stop-after).
+   * worker is ended after hard-stop-after), an Envoy restarted.
    */
   async settle(timeoutMs = 20_000): Promise<void> {
     this.checkAborted();

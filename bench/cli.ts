@@ -115,8 +115,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (!Number.isInteger(reps) || reps < 1 || reps > 10) throw new BenchOptionError('--reps must be 1..10');
     profile.reps = reps;
   }
-  // The scale scenario needs the route it measures.
-  for (const s of profile.scale.routes) if (profile.scenarios.includes('scale') && !profile.routes.includes(s.route)) profile.routes.push(s.route);
+  // The scale scenario needs the routes it measures; with --routes it measures only those given.
+  if (flags.routes === undefined) {
+    for (const s of profile.scale.routes) if (profile.scenarios.includes('scale') && !profile.routes.includes(s.route)) profile.routes.push(s.route);
+  }
 
   const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
   const name = typeof flags.name === 'string' ? flags.name : `${profile.name}-${stamp}`;

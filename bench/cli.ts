@@ -6,20 +6,22 @@ import { GatewayError } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
 import { computeRatios, computeTargets } from './analysis.js';
 import { compareText, loadResult } from './compare.js';
+import { benchEnvoyConcurrency, requireEnvoyForBench } from './envoy-route.js';
 import { BenchEnv, packageVersion, probePeerSettings } from './environment.js';
 import { BenchOptionError } from './errors.js';
 import { openFilesLimit } from './procfs.js';
 import { FULL, QUICK, type Profile } from './profiles.js';
 import { Progress } from './progress.js';
 import { charts, conditionsLines, html, markdown, renderText, tables, targetsTable } from './report.js';
-import { cellLabel, PATHS, RESULT_SCHEMA, ROUTES, SCENARIOS, type AnyRun, type BenchResult, type RouteName, type ScenarioName } from './result.js';
+import { cellLabel, ENVOY_ROUTES, PATHS, RESULT_SCHEMA, ROUTES, SCENARIOS, type AnyRun, type BenchResult, type RouteName, type ScenarioName } from './result.js';
 import { Runner } from './runner.js';
 import { allScenarios, type Item } from './scenarios.js';
 
-const USAGE = `npm run bench -- [options]            HTTP/2 multiplexed vs HTTP/1.1 Upgrade, via the front and direct
-  --quick                 CI smoke profile: every scenario but scale, small counts, under 60 s
+const USAGE = `npm run bench -- [options]            HTTP/2 multiplexed vs HTTP/1.1 Upgrade, via HAProxy, via Envoy and direct
+  --quick                 CI smoke profile: every scenario but scale, small counts, about a minute
   --scenarios a,b         subset of ${SCENARIOS.join(',')}
-  --routes a,b            subset of front,front-h2up,direct (full default: all three; quick: front,direct)
+  --routes a,b            subset of front,front-h2up,envoy,envoy-h2up,direct (full default: all five; quick: front,envoy,direct)
+                          front/front-h2up = HAProxy with HTTP/1.1 / HTTP/2 upstream, envoy/envoy-h2up = Envoy likewise
   --reps N                alternated repetitions per group (full 2, quick 1); one A/A run is always added
   --front-url URL         also bench an external front you run yourself as route "ext"
   --name NAME             result name (default: <profile>-<timestamp>)
@@ -113,8 +115,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (!Number.isInteger(reps) || reps < 1 || reps > 10) throw new BenchOptionError('--reps must be 1..10');
     profile.reps = reps;
   }
-  // The scale scenario needs the route it measures.
-  for (const s of profile.scale.routes) if (profile.scenarios.includes('scale') && !profile.routes.includes(s.route)) profile.routes.push(s.route);
+  // The scale scenario needs the routes it measures; with --routes it measures only those given.
+  if (flags.routes === undefined) {
+    for (const s of profile.scale.routes) if (profile.scenarios.includes('scale') && !profile.routes.includes(s.route)) profile.routes.push(s.route);
+  }
 
   const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
   const name = typeof flags.name === 'string' ? flags.name : `${profile.name}-${stamp}`;
@@ -123,11 +127,19 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   const startedAt = new Date();
   const loadAvgStart = os.loadavg();
-  process.stderr.write(`bench: starting the stack (3 backends + HAProxy${profile.routes.includes('front-h2up') ? ' ×2' : ''}) on private loopback ports…\n`);
+  // Before anything starts: the Envoy routes need the binary scripts/install-deps installs.
+  const envoyRoutes = profile.routes.filter((r) => (ENVOY_ROUTES as readonly RouteName[]).includes(r));
+  if (envoyRoutes.length > 0) requireEnvoyForBench(envoyRoutes);
+  const count = (names: readonly RouteName[]) => profile.routes.filter((r) => names.includes(r)).length;
+  const proxies = [['HAProxy', count(['front', 'front-h2up'])], ['Envoy', count(['envoy', 'envoy-h2up'])]] as const;
+  const fronts = proxies.filter(([, n]) => n > 0).map(([what, n]) => ` + ${what}${n > 1 ? ` ×${n}` : ''}`).join('');
+  process.stderr.write(`bench: starting the stack (${config.backendPorts.length} backends${fronts}) on private loopback ports…\n`);
+  const envoyConcurrency = benchEnvoyConcurrency();
   const env = await BenchEnv.start({
     routes: profile.routes,
     config,
     h2upStreams: profile.h2upStreams,
+    envoyConcurrency,
     extUrl: typeof flags['front-url'] === 'string' ? flags['front-url'] : undefined,
     onStackOutput: (line) => process.stderr.write(`${line}\n`),
   });
@@ -150,14 +162,17 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   const runs: Record<ScenarioName, AnyRun[]> = { storm: [], latency: [], throughput: [], fanout: [], idle: [], scale: [] };
   const haproxyInfo: Record<string, Record<string, string>> = {};
+  const envoyInfo: Record<string, Record<string, string>> = {};
   try {
     for (const route of env.routes.values()) {
       runner.peers.set(route.name, (await probePeerSettings(route.url)) ?? null);
-      if (route.haproxy) {
+      if (route.proxy?.engine === 'haproxy') {
         const info = await env.proxyInfo(route);
         haproxyInfo[route.name] = Object.fromEntries(
           ['Version', 'Nbthread', 'Maxconn', 'Hard_maxconn', 'Ulimit-n', 'Maxsock', 'Maxpipes'].filter((k) => info[k] !== undefined).map((k) => [k, info[k]!]),
         );
+      } else if (route.proxy?.engine === 'envoy') {
+        envoyInfo[route.name] = await env.proxyInfo(route);
       }
     }
     for (const p of plans) {
@@ -180,6 +195,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await runner.releaseAll().catch(() => {});
+    for (const route of env.routes.values()) runner.events.push(...(route.proxy?.logSummary() ?? []));
     progress.end();
     await env.stop().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'stopping the stack'));
   }
@@ -187,7 +203,8 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   const all = Object.values(runs).flat();
   const ratios = computeRatios(all);
-  const h2upRoute = env.routes.get('front-h2up');
+  const h2upRoute = env.routes.get('front-h2up') ?? env.routes.get('envoy-h2up');
+  const envoyRan = env.envoyVersion !== '';
   const result: BenchResult = {
     schema: RESULT_SCHEMA,
     name,
@@ -212,6 +229,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       node: process.version,
       v8: process.versions.v8,
       haproxy: env.haproxyVersion || null,
+      envoy: env.envoyVersion || null,
       ws: packageVersion('ws'),
       hdrHistogram: packageVersion('hdr-histogram-js'),
     },
@@ -223,15 +241,22 @@ export async function main(argv: readonly string[]): Promise<number> {
         h2MaxConcurrentStreams: env.config.h2MaxConcurrentStreams,
         h2upStreams: h2upRoute ? profile.h2upStreams : null,
         haproxyMaxconn: env.config.haproxyMaxconn,
+        envoyConcurrency: envoyRan ? envoyConcurrency : null,
         maxSessionMemoryMb: env.config.maxSessionMemoryMb,
         maxPayloadBytes: env.config.maxPayloadBytes,
       },
       haproxyInfo,
+      envoyInfo,
       reps: profile.reps,
       notes: [
         'The machine is shared: other processes may run during the bench. Read ratios of alternated runs against the A/A noise floor, not absolute numbers.',
         'Backends run with --inspect=127.0.0.1:0 (idle, no session attached) so the bench can force a GC in them.',
         'Direct routes target backend b1 only; via a front, sessions are balanced per stream over all backends, except in the throughput scenario where the fronts are pinned to b1 too (front/direct then isolates the proxy hop).',
+        ...(envoyRan
+          ? [
+              `Envoy runs with --concurrency ${envoyConcurrency}, one worker per core, as HAProxy runs one thread per core (nbthread default). Each Envoy route has its own xDS server and registry: pinning marks the other endpoints DRAINING over EDS.`,
+            ]
+          : []),
         `Burst regime: min(${profile.throughput.burstWindow}, ${profile.throughput.burstBytes} B / size) messages in flight per session.`,
         ...runner.events,
       ],

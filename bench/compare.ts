@@ -88,6 +88,8 @@ export function compareText(a: BenchResult, b: BenchResult, fileA: string, fileB
   cmp('profile', a.profile, b.profile);
   cmp('node', a.versions.node, b.versions.node);
   cmp('haproxy', a.versions.haproxy, b.versions.haproxy);
+  // Results from before the Envoy routes carry no Envoy version: the same as none.
+  cmp('envoy', a.versions.envoy ?? null, b.versions.envoy ?? null);
   cmp('gateway config', a.conditions.gateway, b.conditions.gateway);
   cmp('cpu', `${a.machine.cpuModel} × ${a.machine.cpus}`, `${b.machine.cpuModel} × ${b.machine.cpus}`);
   const aa = (r: BenchResult) =>

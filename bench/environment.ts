@@ -11,20 +11,23 @@ import { startRoomBus, Teardown } from '../gateway/control-plane.js';
 import { freePort, privatePorts } from '../gateway/supervisor.js';
 import { defaults, gatewaySchema, type GatewayConfig } from '../lib/config.js';
 import { logger } from '../lib/log.js';
+import { EnvoyBenchProxy, requireEnvoyForBench } from './envoy-route.js';
 import { BenchOptionError } from './errors.js';
 import { INSPECTOR_LINE, remoteMemory, type RemoteMemory } from './inspector.js';
 import { pidListeningOn } from './procfs.js';
-import type { RouteName } from './result.js';
+import { HaproxyBenchProxy, type BenchProxy } from './proxies.js';
+import { ENVOY_ROUTES, HAPROXY_ROUTES, type RouteName } from './result.js';
 
 // What the bench measures against: the local stack (3 backends + HAProxy, on ephemeral loopback ports
 // in a private state dir, so it never collides with `npm start` or tests), an optional second HAProxy
-// on the same backends with HTTP/2 upstream (`proto h2`), and an optional external front by URL.
+// on the same backends with HTTP/2 upstream (`proto h2`), Envoy with HTTP/1.1 and with HTTP/2
+// upstream (each its own process and xDS server, envoy-route.ts), and an optional external front by URL.
 
 export interface RouteInfo {
   name: RouteName;
   url: string;
-  /** The HAProxy serving this route, when it is ours. */
-  haproxy?: HaproxyFront;
+  /** The proxy serving this route, when it is ours (HAProxy or Envoy). */
+  proxy?: BenchProxy;
   frontPort?: number;
   upstreamProtocol: 'h1' | 'h2' | null;
   /** SETTINGS_MAX_CONCURRENT_STREAMS the front advertises (from our config), when known. */
@@ -55,8 +58,10 @@ export interface EnvOptions {
   routes: readonly RouteName[];
   /** Base gateway config (flags/env); ports and state dir are always replaced by private ones. */
   config: GatewayConfig;
-  /** Stream limit for the HTTP/2-upstream HAProxy (the 50k sessions on one connection target). */
+  /** Stream limit for the HTTP/2-upstream fronts (the 50k sessions on one connection target). */
   h2upStreams: number;
+  /** Envoy worker threads (--concurrency) for the Envoy routes. */
+  envoyConcurrency: number;
   extUrl?: string;
   /** Warnings and errors the backends print (their stderr), inspector chatter left out. */
   onStackOutput?: (line: string) => void;
@@ -92,24 +97,31 @@ export class BenchEnv {
   readonly backends: BackendInfo[];
   /** '' when no route of this run goes through HAProxy (it is then not started). */
   readonly haproxyVersion: string;
+  /** '' when no route of this run goes through Envoy. */
+  readonly envoyVersion: string;
+  /** Envoy worker threads (--concurrency) of the Envoy routes. */
+  readonly envoyConcurrency: number;
   /** The room bus the stack started for the backends (Redis), if any. */
   readonly bus: { kind: 'redis'; url: string; pid: number | undefined } | undefined;
   readonly #stateDir: string;
-  readonly #extraFronts: HaproxyFront[];
+  readonly #extraFronts: Array<{ stop(): Promise<void> }>;
 
   private constructor(
     config: GatewayConfig,
     stack: BenchStack,
     routes: Map<RouteName, RouteInfo>,
     backends: BackendInfo[],
-    extraFronts: HaproxyFront[],
+    extraFronts: Array<{ stop(): Promise<void> }>,
     stateDir: string,
+    envoyConcurrency: number,
   ) {
+    this.envoyConcurrency = envoyConcurrency;
     this.config = config;
     this.stack = stack;
     this.routes = routes;
     this.backends = backends;
     this.haproxyVersion = stack.haproxy?.version ?? '';
+    this.envoyVersion = [...routes.values()].find((r) => r.proxy?.engine === 'envoy')?.proxy?.version ?? '';
     const redisUrl = stack.redisUrl;
     this.bus = redisUrl ? { kind: 'redis', url: redisUrl, pid: pidListeningOn(Number(new URL(redisUrl).port)) } : undefined;
     this.#extraFronts = extraFronts;
@@ -117,6 +129,9 @@ export class BenchEnv {
   }
 
   static async start(o: EnvOptions): Promise<BenchEnv> {
+    // Before anything starts: the Envoy routes need the binary scripts/install-deps installs.
+    const envoyRoutes = o.routes.filter((r) => (ENVOY_ROUTES as readonly string[]).includes(r));
+    const envoyBin = envoyRoutes.length > 0 ? requireEnvoyForBench(envoyRoutes) : undefined;
     const stateDir = mkdtempSync(path.join(os.tmpdir(), 'gw-bench-'));
     // Every port the stack binds is private, so a bench never collides with `npm start` or a test.
     const config = defaults(gatewaySchema, {
@@ -163,7 +178,7 @@ export class BenchEnv {
     try {
       // HAProxy (with the whole control plane) only when a route goes through it: the direct and
       // external-front routes run where no HAProxy is installed (the compose bench container).
-      stack = o.routes.some((r) => r === 'front' || r === 'front-h2up')
+      stack = o.routes.some((r) => (HAPROXY_ROUTES as readonly string[]).includes(r))
         ? await startStack({ ...config, front: 'haproxy' }, { log: stackLog, childOutput: 'lines' })
         : await startBackendsOnly(config, stackLog);
     } catch (err) {
@@ -174,7 +189,7 @@ export class BenchEnv {
       else process.env.NODE_OPTIONS = previous;
     }
 
-    const extraFronts: HaproxyFront[] = [];
+    const extraFronts: Array<{ stop(): Promise<void> }> = [];
     try {
       const backends: BackendInfo[] = stack.backends.map((b) => ({
         id: b.id,
@@ -192,7 +207,7 @@ export class BenchEnv {
           routes.set(name, {
             name,
             url: stack.frontUrl!,
-            haproxy: stack.haproxy,
+            proxy: new HaproxyBenchProxy(stack.haproxy!, all, config.hardStopAfterS),
             frontPort: config.frontPort,
             upstreamProtocol: config.upstreamProtocol,
             streamLimit: config.h2MaxConcurrentStreams,
@@ -218,10 +233,37 @@ export class BenchEnv {
           routes.set(name, {
             name,
             url: front.frontUrl,
-            haproxy: front,
+            proxy: new HaproxyBenchProxy(front, all, config.hardStopAfterS),
             frontPort: settings.frontPort,
             upstreamProtocol: 'h2',
             streamLimit: o.h2upStreams,
+            backendIds: all,
+          });
+        } else if (name === 'envoy' || name === 'envoy-h2up') {
+          const upstreamProtocol = name === 'envoy' ? ('h1' as const) : ('h2' as const);
+          // HTTP/1.1 upstream: the gateway's stream limit (20,000 by default, above the 10,000 and
+          // 20,000 scale steps; Envoy's file descriptors run out first anyway). HTTP/2 upstream: the
+          // same limit as the HTTP/2-upstream HAProxy, above the 50,000 step.
+          const streamLimit = name === 'envoy' ? config.h2MaxConcurrentStreams : o.h2upStreams;
+          const envoy = await EnvoyBenchProxy.start(envoyBin!, {
+            route: name,
+            host: config.host,
+            backends: backends.map((b) => ({ id: b.id, host: config.host, port: b.port })),
+            upstreamProtocol,
+            maxConcurrentStreams: streamLimit,
+            balance: config.balance,
+            concurrency: o.envoyConcurrency,
+            stateDir,
+            onOutput: o.onStackOutput,
+          });
+          extraFronts.push(envoy);
+          routes.set(name, {
+            name,
+            url: envoy.url,
+            proxy: envoy,
+            frontPort: envoy.frontPort,
+            upstreamProtocol,
+            streamLimit,
             backendIds: all,
           });
         } else if (name === 'direct') {
@@ -237,7 +279,7 @@ export class BenchEnv {
           routes.set(name, { name, url: o.extUrl, upstreamProtocol: null, streamLimit: null, backendIds: [] });
         }
       }
-      return new BenchEnv(config, stack, routes, backends, extraFronts, stateDir);
+      return new BenchEnv(config, stack, routes, backends, extraFronts, stateDir, o.envoyConcurrency);
     } catch (err) {
       for (const f of extraFronts) await f.stop();
       await stack.stop();
@@ -252,27 +294,14 @@ export class BenchEnv {
     return r;
   }
 
-  /** The HAProxy worker process of a route (the master only supervises). */
+  /** The process of a route's proxy to read /proc of: HAProxy's worker (the master only supervises), Envoy itself. */
   async proxyPid(route: RouteInfo): Promise<number | undefined> {
-    if (!route.haproxy) return undefined;
-    try {
-      return (await route.haproxy.workers())[0]?.pid;
-    } catch {
-      return undefined;
-    }
+    return route.proxy ? route.proxy.pid() : undefined;
   }
 
-  /** `show info` of a route's HAProxy as a key → value map. */
+  /** A route's proxy figures as key → value: HAProxy `show info`, Envoy's version, concurrency, limits. */
   async proxyInfo(route: RouteInfo): Promise<Record<string, string>> {
-    if (!route.haproxy) return {};
-    const out = await route.haproxy.runtime('show info');
-    return Object.fromEntries(
-      out
-        .split('\n')
-        .map((l) => /^([^:]+):\s*(.*)$/.exec(l.trim()))
-        .filter((m): m is RegExpExecArray => m !== null)
-        .map((m) => [m[1]!, m[2]!]),
-    );
+    return route.proxy ? route.proxy.info() : {};
   }
 
   /** Open sessions the backends report on /healthz (undefined for one that did not answer). */
@@ -310,11 +339,9 @@ export class BenchEnv {
     return left;
   }
 
-  /** Streams a route's HAProxy still carries on its front (`show sess`), 0 when it is not ours. */
+  /** Streams a route's proxy still carries on its front (HAProxy `show sess`, Envoy downstream_rq_active), 0 when it is not ours. */
   async proxyStreams(route: RouteInfo): Promise<number> {
-    if (!route.haproxy) return 0;
-    const out = await route.haproxy.runtime('show sess');
-    return out.split('\n').filter((l) => l.includes(' fe=front ')).length;
+    return route.proxy ? route.proxy.streams() : 0;
   }
 
   async backendMemory(gc: boolean): Promise<Array<RemoteMemory | undefined>> {
@@ -323,13 +350,13 @@ export class BenchEnv {
     );
   }
 
-  /** Put every backend but `keep` in maintenance on a route's HAProxy (rooms live in one backend). */
+  /**
+   * Send a route's new sessions to `keep` only (undefined: to every backend again). HAProxy: the
+   * other servers in maintenance (runtime API); Envoy: the other endpoints DRAINING in the route's
+   * own registry, pushed over EDS and ACKed.
+   */
   async pinTo(route: RouteInfo, keep: string | undefined): Promise<void> {
-    if (!route.haproxy) return;
-    for (const b of this.backends) {
-      const state = keep === undefined || b.id === keep ? 'ready' : 'maint';
-      await route.haproxy.runtime(`set server backends/${b.id} state ${state}`);
-    }
+    await route.proxy?.pinTo(keep);
   }
 
   async stop(): Promise<void> {

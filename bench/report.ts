@@ -1,6 +1,8 @@
 import { median, paramsKey, paramsText, sizeText } from './analysis.js';
 import {
   cellLabel,
+  ENVOY_ROUTES,
+  HAPROXY_ROUTES,
   PATHS,
   ROUTE_LABEL,
   type AnyRun,
@@ -28,12 +30,23 @@ const COLORS: Record<string, string> = {
   'h1-upgrade|front': '#ff7f0e',
   'h2-mux|front-h2up': '#2ca02c',
   'h1-upgrade|front-h2up': '#d62728',
+  'h2-mux|envoy': '#e377c2',
+  'h1-upgrade|envoy': '#7f7f7f',
+  'h2-mux|envoy-h2up': '#393b79',
+  'h1-upgrade|envoy-h2up': '#ad494a',
   'h2-mux|direct': '#9467bd',
   'h1-upgrade|direct': '#8c564b',
   'h2-mux|ext': '#17becf',
   'h1-upgrade|ext': '#bcbd22',
 };
 export const colorOf = (path: PathName, route: RouteName) => COLORS[`${path}|${route}`] ?? '#555';
+
+/** Tables and charts list routes in this order: the HAProxy routes, the Envoy routes, the rest. */
+const ROUTE_ORDER: readonly RouteName[] = ['front', 'front-h2up', 'envoy', 'envoy-h2up', 'ext', 'direct'];
+
+/** The proxy a route goes through, for labels: 'HAProxy', 'Envoy', or 'proxy' (ext: not ours). */
+const proxyName = (r: RouteName) =>
+  (ENVOY_ROUTES as readonly RouteName[]).includes(r) ? 'Envoy' : (HAPROXY_ROUTES as readonly RouteName[]).includes(r) ? 'HAProxy' : 'proxy';
 
 const int = (n: number | null | undefined) => (n === null || n === undefined || !Number.isFinite(n) ? '–' : Math.round(n).toLocaleString('en-US'));
 export const ms = (n: number | null | undefined) =>
@@ -61,7 +74,7 @@ export function grouped<R extends AnyRun>(runs: readonly R[]): Array<{ params: s
     if (!c) g.cells.push((c = { path: r.path, route: r.route, runs: [] }));
     c.runs.push(r);
   }
-  const routeOrder = (r: RouteName) => ['front', 'front-h2up', 'ext', 'direct'].indexOf(r);
+  const routeOrder = (r: RouteName) => ROUTE_ORDER.indexOf(r);
   for (const g of groups) g.cells.sort((a, b) => routeOrder(a.route) - routeOrder(b.route) || PATHS.indexOf(a.path) - PATHS.indexOf(b.path));
   return groups;
 }
@@ -120,7 +133,7 @@ export function tables(result: BenchResult): Table[] {
           ];
         }),
       ),
-      note: 'Medians over the alternated repetitions; sockets and RSS from /proc of the last run (backend sockets: connections from the client or this route\'s HAProxy). A failed or skipped cell shows its last attempt.',
+      note: 'Medians over the alternated repetitions; sockets and RSS from /proc of the last run (backend sockets: connections from the client or this route\'s proxy). A failed or skipped cell shows its last attempt.',
     });
   }
   if (s.latency.length) {
@@ -195,7 +208,7 @@ export function tables(result: BenchResult): Table[] {
   if (s.idle.length) {
     out.push({
       title: 'Idle cost per session, after forced GC (client: the load generator; backends: via their inspector)',
-      header: ['path', 'route', 'runs ok', 'client heap', 'client RSS', 'proxy pool', 'proxy RSS', 'backends heap', 'backends RSS', 'sockets/session client/proxy/backends'],
+      header: ['path', 'route', 'runs ok', 'client heap', 'client RSS', 'proxy memory', 'proxy RSS', 'backends heap', 'backends RSS', 'sockets/session client/proxy/backends'],
       rows: grouped(s.idle).flatMap((g) =>
         g.cells.map((c) => {
           const m = (f: (r: (typeof c.runs)[number]) => number | null | undefined) => med(c.runs, f);
@@ -213,13 +226,13 @@ export function tables(result: BenchResult): Table[] {
           ];
         }),
       ),
-      note: `${int(s.idle[0]?.params.n)} idle sessions per run; growth between before and after opening them, divided by the sessions. RSS rarely shrinks, so RSS growth can read low after earlier scenarios; heap and HAProxy pool figures are the ones to compare.`,
+      note: `${int(s.idle[0]?.params.n)} idle sessions per run; growth between before and after opening them, divided by the sessions. RSS rarely shrinks, so RSS growth can read low after earlier scenarios; heap and proxy memory figures are the ones to compare. Proxy memory: HAProxy's pools in use (PoolUsed_bytes), Envoy's heap allocated (admin /memory).`,
     });
   }
   if (s.scale.length) {
     out.push({
       title: 'Scale: sessions on ONE client connection (h2-mux), step by step until something stops it',
-      header: ['route', 'step', 'open', 'echoed', 'client TCP', 'proxy sockets in/up', 'HAProxy CurrConns', 'RSS MB client/proxy/backends', 'open ms'],
+      header: ['route', 'step', 'open', 'echoed', 'client TCP', 'proxy sockets in/up', 'proxy counts conns/streams/upstream', 'RSS MB client/proxy/backends', 'open ms'],
       rows: s.scale.flatMap((r) =>
         r.steps.map((st) => [
           routeText(r.route),
@@ -228,7 +241,7 @@ export function tables(result: BenchResult): Table[] {
           int(st.echoed),
           int(st.client.tcpEstablished),
           st.proxy ? `${int(st.proxy.accepted)} / ${int(st.proxy.upstream)}` : '–',
-          int(st.proxy?.currConns),
+          `${int(st.proxy?.reported?.connections ?? st.proxy?.currConns)} / ${int(st.proxy?.reported?.sessions)} / ${int(st.proxy?.reported?.upstream)}`,
           `${mb(st.client.rssBytes)} / ${mb(st.proxy?.rssBytes)} / ${mb(st.backends.rssBytes)}`,
           ms(st.openMs),
         ]),
@@ -260,8 +273,8 @@ export function conditionsLines(result: BenchResult): string[] {
   const lines = [
     `${result.name} · profile ${result.profile} · ${result.startedAt} · ${result.wallS.toFixed(0)} s`,
     `machine: ${result.machine.cpuModel} × ${result.machine.cpus}, ${(result.machine.memoryMb / 1024).toFixed(0)} GB, ${result.machine.platform} ${result.machine.kernel}, open files ${result.machine.openFilesLimit ?? '?'}, load ${result.machine.loadAvgStart.map((l) => l.toFixed(2)).join(' ')} → ${result.machine.loadAvgEnd.map((l) => l.toFixed(2)).join(' ')}`,
-    `versions: Node ${result.versions.node} (V8 ${result.versions.v8}), HAProxy ${result.versions.haproxy ?? '–'}, ws ${result.versions.ws ?? '?'}, hdr-histogram-js ${result.versions.hdrHistogram ?? '?'}`,
-    `gateway: ${c.backends} backends, front upstream ${g.upstreamProtocol}, streams/connection ${g.h2MaxConcurrentStreams}${g.h2upStreams ? ` (h2-upstream front ${g.h2upStreams})` : ''}, HAProxy maxconn ${g.haproxyMaxconn}, maxSessionMemory ${g.maxSessionMemoryMb} MB (client and backends), ${c.reps} alternated repetition(s) + A/A, loopback only`,
+    `versions: Node ${result.versions.node} (V8 ${result.versions.v8}), HAProxy ${result.versions.haproxy ?? '–'}, Envoy ${result.versions.envoy ?? '–'}, ws ${result.versions.ws ?? '?'}, hdr-histogram-js ${result.versions.hdrHistogram ?? '?'}`,
+    `gateway: ${c.backends} backends, front upstream ${g.upstreamProtocol}, streams/connection ${g.h2MaxConcurrentStreams}${g.h2upStreams ? ` (h2-upstream fronts ${g.h2upStreams})` : ''}, HAProxy maxconn ${g.haproxyMaxconn}${g.envoyConcurrency ? `, Envoy concurrency ${g.envoyConcurrency}` : ''}, maxSessionMemory ${g.maxSessionMemoryMb} MB (client and backends), ${c.reps} alternated repetition(s) + A/A, loopback only`,
   ];
   for (const r of result.routes) {
     const p = r.peer;
@@ -309,6 +322,9 @@ export interface Chart {
   title: string;
   svg: string;
 }
+
+/** Short route names under the idle-memory bars. */
+const IDLE_LABEL: Record<RouteName, string> = { front: 'HAProxy', 'front-h2up': 'HAProxy h2up', envoy: 'Envoy', 'envoy-h2up': 'Envoy h2up', direct: 'direct', ext: 'ext' };
 
 /** x position of a percentile on a "nines" axis: 90% → 1, 99% → 2, 99.9% → 3 … */
 const nines = (p: number) => -Math.log10(Math.max(1e-5, 1 - p / 100));
@@ -392,10 +408,10 @@ export function charts(result: BenchResult): Chart[] {
         title: 'Memory per idle session after forced GC (bytes)',
         yLabel: 'bytes per session',
         groups: g.cells.map((c) => ({
-          label: `${c.path === 'h2-mux' ? 'h2' : 'h1'} ${c.route === 'direct' ? 'direct' : c.route === 'front' ? 'front' : c.route === 'front-h2up' ? 'front h2up' : c.route}`,
+          label: `${c.path === 'h2-mux' ? 'h2' : 'h1'} ${IDLE_LABEL[c.route]}`,
           bars: [
             { name: 'client heap', color: '#4e79a7', value: med(c.runs, (r) => r.perSession.client.heapBytes) },
-            { name: 'HAProxy pools', color: '#f28e2b', value: c.route === 'direct' ? null : med(c.runs, (r) => r.perSession.proxy?.poolBytes) },
+            { name: 'proxy (HAProxy pools, Envoy heap)', color: '#f28e2b', value: c.route === 'direct' ? null : med(c.runs, (r) => r.perSession.proxy?.poolBytes) },
             { name: 'backends heap', color: '#59a14f', value: med(c.runs, (r) => r.perSession.backends.heapBytes) },
           ],
         })),
@@ -419,14 +435,14 @@ export function charts(result: BenchResult): Chart[] {
   if (s.scale.length) {
     out.push({
       id: 'scale',
-      title: 'Scale: client and HAProxy memory vs sessions on one connection',
+      title: 'Scale: client and proxy memory vs sessions on one connection',
       svg: lineChart({
         title: 'Sessions on one client connection: RSS as they grow',
         xLabel: 'sessions open and echoing',
         yLabel: 'RSS (MB)',
         series: s.scale.flatMap((r) => [
           { name: `client, ${ROUTE_LABEL[r.route]}`, color: colorOf('h2-mux', r.route), points: r.steps.map((st) => [st.open, (st.client.rssBytes ?? NaN) / 2 ** 20] as [number, number]) },
-          { name: `HAProxy, ${ROUTE_LABEL[r.route]}`, color: colorOf('h1-upgrade', r.route), dashed: true, points: r.steps.map((st) => [st.open, (st.proxy?.rssBytes ?? NaN) / 2 ** 20] as [number, number]) },
+          { name: `${proxyName(r.route)}, ${ROUTE_LABEL[r.route]}`, color: colorOf('h1-upgrade', r.route), dashed: true, points: r.steps.map((st) => [st.open, (st.proxy?.rssBytes ?? NaN) / 2 ** 20] as [number, number]) },
         ]),
       }),
     });
@@ -458,7 +474,7 @@ export function html(result: BenchResult): string {
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Bench ${esc(result.name)}: HTTP/2 multiplexed vs HTTP/1.1 Upgrade</title><style>${CSS}</style></head>
 <body>
-<h1>WebSocket gateway bench — HTTP/2 multiplexed (RFC 8441) vs HTTP/1.1 Upgrade, via the front and direct</h1>
+<h1>WebSocket gateway bench — HTTP/2 multiplexed (RFC 8441) vs HTTP/1.1 Upgrade, via HAProxy, via Envoy and direct</h1>
 <div class="cond">${esc(conditionsLines(result).join('\n'))}</div>
 <h2>Numbers to reach</h2>${targets}
 <h2>Charts</h2><div class="charts">${chartHtml}</div>
@@ -466,7 +482,7 @@ export function html(result: BenchResult): string {
 <h2>Method</h2><ul>
 <li>Loopback only; every scenario bounded in count and time. The load generator is its own process (forked, one per path × route), so the client has its own event loop and CPU account.</li>
 <li>Runs alternate A B … B A over the cells; each scenario repeats one run (A/A) to show the noise floor. Ratios are per repetition pair, then the median.</li>
-<li>CPU per unit: the load generator's process.cpuUsage(), HAProxy's worker and each backend from /proc/&lt;pid&gt;/stat, between the start and end marks of the measured window.</li>
+<li>CPU per unit: the load generator's process.cpuUsage(), the proxy (HAProxy's worker, the Envoy process) and each backend from /proc/&lt;pid&gt;/stat, between the start and end marks of the measured window.</li>
 <li>Latency at a fixed rate: open loop, each message measured from its intended send time (coordinated omission corrected); HdrHistogram, 3 significant digits.</li>
 <li>Sockets from /proc/&lt;pid&gt;/fd matched to /proc/net/tcp; memory after forced GC (load generator: --expose-gc; backends: V8 inspector HeapProfiler.collectGarbage).</li>
 </ul>

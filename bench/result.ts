@@ -8,14 +8,24 @@ export const RESULT_SCHEMA = 'h2-ws-gateway-bench/1';
 
 export const PATHS = ['h2-mux', 'h1-upgrade'] as const;
 export type PathName = (typeof PATHS)[number];
-export const ROUTES = ['front', 'front-h2up', 'direct', 'ext'] as const;
+// Route ids are stable across versions of the bench (--compare matches them): `front` and
+// `front-h2up` are the HAProxy routes they always were; their labels say HAProxy.
+export const ROUTES = ['front', 'front-h2up', 'envoy', 'envoy-h2up', 'direct', 'ext'] as const;
 export type RouteName = (typeof ROUTES)[number];
+/** Routes through a HAProxy of the bench. */
+export const HAPROXY_ROUTES = ['front', 'front-h2up'] as const satisfies readonly RouteName[];
+/** Routes through an Envoy of the bench. */
+export const ENVOY_ROUTES = ['envoy', 'envoy-h2up'] as const satisfies readonly RouteName[];
+/** Routes through a proxy of ours, in the order tables and charts list them. */
+export const FRONT_ROUTES = [...HAPROXY_ROUTES, ...ENVOY_ROUTES] as const;
 export const SCENARIOS = ['storm', 'latency', 'throughput', 'fanout', 'idle', 'scale'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export const ROUTE_LABEL: Record<RouteName, string> = {
-  front: 'via front',
-  'front-h2up': 'via front (h2 upstream)',
+  front: 'via HAProxy',
+  'front-h2up': 'via HAProxy (h2 upstream)',
+  envoy: 'via Envoy',
+  'envoy-h2up': 'via Envoy (h2 upstream)',
   direct: 'direct',
   ext: 'via external front',
 };
@@ -27,7 +37,11 @@ export function cellLabel(path: PathName, route: RouteName): string {
 /** Recorded beside every number: what the run ran through. */
 export interface RunConditions {
   node: string;
+  /** Version of the route's proxy when it is that one (else null). */
   haproxy: string | null;
+  envoy?: string | null;
+  /** Envoy's worker threads (--concurrency), on Envoy routes. */
+  envoyConcurrency?: number | null;
   route: RouteName;
   url: string;
   /** Front → backend protocol (null: no front of ours). */
@@ -138,7 +152,7 @@ export interface MemoryPerSession {
   /** V8 heap + external (after forced GC), bytes per session. */
   heapBytes: number | null;
   rssBytes: number | null;
-  /** For HAProxy: growth of its pool memory in use (`show info` PoolUsed_bytes). */
+  /** The proxy's own count: HAProxy pool memory in use (`show info` PoolUsed_bytes), Envoy heap allocated (admin /memory). */
   poolBytes?: number | null;
   sockets: number | null;
 }
@@ -162,7 +176,11 @@ export interface ScaleStep {
   echoFailed: number;
   clientConnections: number;
   client: ProcessView;
-  proxy: (ProcessView & { accepted: number; upstream: number; currConns: number | null }) | null;
+  /**
+   * upstream: sockets to the backends from /proc. currConns: HAProxy's CurrConns. reported: what the
+   * proxy itself counts (Envoy: downstream_cx_active, downstream_rq_active, cluster upstream_cx_active).
+   */
+  proxy: (ProcessView & { accepted: number; upstream: number; currConns: number | null; reported?: { connections: number | null; sessions: number | null; upstream: number | null } | null }) | null;
   backends: ProcessView;
 }
 
@@ -222,7 +240,7 @@ export interface BenchResult {
     loadAvgStart: number[];
     loadAvgEnd: number[];
   };
-  versions: { node: string; v8: string; haproxy: string | null; ws: string | null; hdrHistogram: string | null };
+  versions: { node: string; v8: string; haproxy: string | null; envoy?: string | null; ws: string | null; hdrHistogram: string | null };
   /** Conditions shared by every run (each run also carries its own, with its route's). */
   conditions: {
     backends: number;
@@ -232,10 +250,14 @@ export interface BenchResult {
       h2MaxConcurrentStreams: number;
       h2upStreams: number | null;
       haproxyMaxconn: number;
+      /** Envoy worker threads (--concurrency); null when no Envoy route ran (older results: absent). */
+      envoyConcurrency?: number | null;
       maxSessionMemoryMb: number;
       maxPayloadBytes: number;
     };
     haproxyInfo: Record<string, Record<string, string>>;
+    /** Per Envoy route: version, concurrency, stream limit, upstream protocol, open-files limit. */
+    envoyInfo?: Record<string, Record<string, string>>;
     reps: number;
     notes: string[];
   };

@@ -88,18 +88,21 @@ export class Runner {
   conditions(route: RouteName): RunConditions {
     const r = this.env.route(route);
     const c = this.env.config;
+    const engine = r.proxy?.engine;
     return {
       node: process.version,
-      haproxy: r.haproxy ? this.env.haproxyVersion : null,
+      haproxy: engine === 'haproxy' ? this.env.haproxyVersion : null,
+      envoy: engine === 'envoy' ? (r.proxy?.version ?? null) : null,
+      envoyConcurrency: engine === 'envoy' ? this.env.envoyConcurrency : null,
       route,
       url: r.url,
       upstreamProtocol: r.upstreamProtocol,
       peer: this.peers.get(route) ?? null,
-      frontStreamLimit: r.haproxy ? r.streamLimit : null,
+      frontStreamLimit: r.proxy ? r.streamLimit : null,
       backendStreamLimit: c.h2MaxConcurrentStreams,
       clientMaxSessionMemoryMb: c.maxSessionMemoryMb,
       backendMaxSessionMemoryMb: c.maxSessionMemoryMb,
-      haproxyMaxconn: r.haproxy ? c.haproxyMaxconn : null,
+      haproxyMaxconn: engine === 'haproxy' ? c.haproxyMaxconn : null,
       clientInitialWindowSize: http2.getDefaultSettings().initialWindowSize ?? 65_535,
     };
   }
@@ -155,7 +158,7 @@ export class Runner {
 
   /**
    * Event handler measuring CPU between the worker's 'start' and 'end' marks: the worker's own
-   * cpuUsage, and /proc times of the route's HAProxy worker, of every backend and (withBus) of Redis.
+   * cpuUsage, and /proc times of the route's proxy (HAProxy's worker, Envoy), of every backend and (withBus) of Redis.
    */
   cpuMeter(proxyPid: number | undefined, withBus = false): { onEvent: (e: WorkerEvent) => void; result: () => CpuWindow | null } {
     const backendsCpu = () => this.env.backends.reduce((sum, b) => sum + (cpuMs(b.pid) ?? 0), 0);
@@ -182,7 +185,7 @@ export class Runner {
     };
   }
 
-  /** Sockets and RSS of the client, the route's HAProxy worker and the backends, from /proc. */
+  /** Sockets and RSS of the client, the route's proxy (HAProxy's worker, Envoy) and the backends, from /proc. */
   snapshot(
     clientPid: number,
     route: RouteInfo,
@@ -197,7 +200,7 @@ export class Runner {
       proxy = { rssBytes: rssBytes(proxyPid) ?? null, socketFds: p.sockets, tcpEstablished: p.tcpEstablished, accepted: p.accepted, upstream: p.dialed };
     }
     // Backend connections that belong to THIS run: accepted on the backend port from the client or
-    // from this route's HAProxy (not the other front's idle pool, nor the bench's /healthz polls).
+    // from this route's proxy (not another front's idle pool, nor the bench's /healthz polls).
     const peers = new Set<number>();
     for (const e of establishedOf(clientPid, table)) peers.add(e.localPort);
     if (proxyPid !== undefined) for (const e of establishedOf(proxyPid, table)) peers.add(e.localPort);
@@ -215,7 +218,8 @@ export class Runner {
   /**
    * Wait for the previous run's sessions to leave the backends. Sessions a proxy keeps on its own
    * (streams stuck behind HTTP/2 flow control outlive their client) would skew every later run, so
-   * the bench then reloads its HAProxies: the old worker is ended after hard-stop-after.
+   * the bench then has the proxies that hold streams let go of them: a HAProxy is reloaded (the old
+   * worker is ended after hard-stop-after), an Envoy restarted.
    */
   async settle(timeoutMs = 20_000): Promise<void> {
     this.checkAborted();
@@ -229,12 +233,13 @@ export class Runner {
     for (const r of this.env.routes.values()) if ((await this.env.proxyStreams(r).catch(() => 0)) > 0) holding.push(r);
     if (holding.length > 0) {
       const stuck = left;
-      for (const r of holding) await r.haproxy!.reload();
+      const done: string[] = [];
+      for (const r of holding) done.push(`${r.name}: ${await r.proxy!.releaseStuck()}`);
       const graceMs = this.env.config.hardStopAfterS * 1000 + 5_000;
       left = await this.env.waitIdle(graceMs, graceMs, aborted, this.#lingering);
       const note =
         `${stuck} sessions stayed open on the backends after their clients had gone, held by ${holding.map((r) => r.name).join(', ')}; ` +
-        `reloaded that HAProxy (hard-stop-after ${this.env.config.hardStopAfterS} s): ${left} left`;
+        `${done.join('; ')}: ${left} left`;
       this.events.push(note);
       this.progress.note(`warning: ${note}`);
     }

@@ -1,5 +1,6 @@
 import type { LatencySummary } from './echo-probe.js';
 import type { LoadGenerator } from './load-generator.js';
+import type { RouteInfo } from './environment.js';
 import { kernelTcpMemBytes } from './procfs.js';
 import type { Profile } from './profiles.js';
 import type { MemReply } from './protocol.js';
@@ -408,13 +409,13 @@ export function idleScenario(): Scenario<{ n: number }, IdleRun> {
           const client = await gen.request({ op: 'mem', gc: true }, { timeoutMs: 30_000 });
           const backends = await runner.env.backendMemory(true);
           const known = backends.every((b) => b !== undefined);
-          const info = route.haproxy ? await runner.env.proxyInfo(route) : {};
+          const proxyMemory = route.proxy ? await route.proxy.memoryBytes().catch(() => null) : null;
           const snap = runner.snapshot(gen.pid, route, proxyPid);
           return {
             client,
             backendsHeap: known ? backends.reduce((s, b) => s + b!.heapUsed + b!.external, 0) : null,
             backendsRss: snap.backends.rssBytes,
-            proxyPool: info.PoolUsed_bytes !== undefined ? Number(info.PoolUsed_bytes) : null,
+            proxyPool: proxyMemory,
             proxyRss: snap.proxy?.rssBytes ?? null,
             clientSockets: snap.client.tcpEstablished,
             proxySockets: snap.proxy?.tcpEstablished ?? null,
@@ -436,7 +437,7 @@ export function idleScenario(): Scenario<{ n: number }, IdleRun> {
             rssBytes: per(after.client.rss, before.client.rss),
             sockets: per(after.clientSockets, before.clientSockets),
           },
-          proxy: route.haproxy
+          proxy: route.proxy
             ? { heapBytes: null, poolBytes: per(after.proxyPool, before.proxyPool), rssBytes: per(after.proxyRss, before.proxyRss), sockets: per(after.proxySockets, before.proxySockets) }
             : null,
           backends: {
@@ -497,7 +498,8 @@ export function scaleScenario(): Scenario<{ steps: number[] }, ScaleRun> {
           );
           open = o.open;
           const snap = runner.snapshot(lg.pid, route, proxyPid);
-          const info = route.haproxy ? await runner.env.proxyInfo(route).catch(() => undefined) : {};
+          const info = route.proxy ? await route.proxy.info().catch(() => undefined) : {};
+          const reported = route.proxy ? await route.proxy.counts().catch(() => null) : null;
           const echo = await lg.request({ op: 'echoAll', size: 32, timeoutMs: 60_000 }, { timeoutMs: 120_000 });
           const step: ScaleStep = {
             target,
@@ -509,7 +511,7 @@ export function scaleScenario(): Scenario<{ steps: number[] }, ScaleRun> {
             echoFailed: echo.failed + echo.mismatches,
             clientConnections: o.clientConnections,
             client: snap.client,
-            proxy: snap.proxy ? { ...snap.proxy, currConns: info?.CurrConns !== undefined ? Number(info.CurrConns) : null } : null,
+            proxy: snap.proxy ? { ...snap.proxy, currConns: info?.CurrConns !== undefined ? Number(info.CurrConns) : null, reported } : null,
             backends: snap.backends,
           };
           run.steps.push(step);
@@ -519,7 +521,8 @@ export function scaleScenario(): Scenario<{ steps: number[] }, ScaleRun> {
             continue;
           }
           run.stoppedAt = target;
-          run.reason = diagnoseScale(step, route.streamLimit, limits, info === undefined);
+          const counters = route.proxy ? await route.proxy.diagnostics().catch(() => []) : [];
+          run.reason = diagnoseScale(step, route, limits, info === undefined || (route.proxy !== undefined && reported === null), counters);
           break;
         }
         if (run.stoppedAt === null) {
@@ -539,19 +542,23 @@ export function scaleScenario(): Scenario<{ steps: number[] }, ScaleRun> {
   };
 }
 
-function diagnoseScale(step: ScaleStep, streamLimit: number | null, info: Record<string, string>, statsSilent: boolean): string {
+function diagnoseScale(step: ScaleStep, route: RouteInfo, info: Record<string, string>, statsSilent: boolean, counters: string[]): string {
   const why: string[] = [];
+  const name = route.proxy?.name ?? 'the front';
   if (step.clientConnections > 1) {
-    why.push(`the client needed ${step.clientConnections} connections: the front's stream limit (${streamLimit ?? '?'}) per connection was reached`);
+    why.push(`the client needed ${step.clientConnections} connections: the front's stream limit (${route.streamLimit ?? '?'}) per connection was reached`);
   }
   const ulimit = Number(info['Ulimit-n']);
   if (step.proxy && ulimit > 0 && step.proxy.socketFds >= ulimit * 0.9) {
     why.push(
-      `HAProxy holds ${fmt(step.proxy.socketFds)} sockets of its ${fmt(ulimit)} file descriptors (Ulimit-n, derived from maxconn ${info.Maxconn ?? '?'}): ` +
+      `${name} holds ${fmt(step.proxy.socketFds)} sockets of its ${fmt(ulimit)} file descriptors (Ulimit-n${info.Maxconn ? `, derived from maxconn ${info.Maxconn}` : ''}): ` +
         `${fmt(step.proxy.upstream)} of them are upstream sockets, one per session with HTTP/1.1 servers`,
     );
   }
-  if (statsSilent) why.push('HAProxy\'s stats socket stopped answering at this step');
+  if (statsSilent) why.push(`${name}'s ${route.proxy?.engine === 'envoy' ? 'admin API' : 'stats socket'} stopped answering at this step`);
+  // Envoy 1.40 does not abort when its descriptors run out: it logs an ENVOY_BUG per failed socket and answers 503.
+  why.push(...(route.proxy?.logSummary() ?? []).filter((l) => /Too many open files|socket failure/i.test(l)));
+  why.push(...counters);
   why.push(`${fmt(step.open)} sessions were open and ${fmt(step.echoed)} echoing on ${step.clientConnections} client connection(s) when it stopped`);
   if (step.failed > 0) why.push(`${fmt(step.failed)} handshakes failed: ${topErrors(step.errors)}`);
   if (step.echoFailed > 0) why.push(`${fmt(step.echoFailed)} sessions did not echo`);

@@ -225,6 +225,8 @@ export function openExtendedConnect(session: http2.ClientHttp2Session, opts: Ope
         reject(new SubprotocolError(problem));
         return;
       }
+      // From here the WebSocket listens for the stream's errors.
+      stream.off('error', onError);
       resolve({ ws: wrapStream(stream, 'client', chosen, opts.maxPayload ?? 100 * 1024 * 1024), headers, protocol: chosen, stream });
     };
     function cleanup() {

@@ -208,7 +208,15 @@ export function openExtendedConnect(session: http2.ClientHttp2Session, opts: Ope
       cleanup();
       const status = Number(headers[HTTP2_HEADER_STATUS]);
       if (status !== 200) {
-        stream.close(http2.constants.NGHTTP2_CANCEL);
+        // Finish the refused stream rather than reset it: fronts count a client's resets of young
+        // streams as a rapid-reset attack, and Envoy closed a connection holding 30,000 sessions
+        // after ~2,700 handshakes refused (503) and reset in a row. A peer that never ends its
+        // side still gets a reset, later.
+        stream.resume();
+        stream.end();
+        const giveUp = setTimeout(() => stream.close(http2.constants.NGHTTP2_CANCEL), 5_000);
+        giveUp.unref();
+        stream.once('close', () => clearTimeout(giveUp));
         reject(new HandshakeRejectedError(status, opts.path));
         return;
       }

@@ -103,6 +103,21 @@ export function parseShowStat(csv: string): Array<Record<string, string>> {
   return lines.map((line) => Object.fromEntries(line.split(',').map((v, i) => [header[i] ?? String(i), v])));
 }
 
+/**
+ * The servers of `backend` in `show stat` rows, in the terms both fronts share. A server takes new
+ * streams while its status is UP (also "UP 1/2": one failed check, not yet down) and its effective
+ * weight is above 0; DRAIN, MAINT, DOWN and "DOWN 1/2" (coming back) take none.
+ */
+export function haproxyEndpoints(rows: ReadonlyArray<Record<string, string>>, backend = 'backends'): Array<{ id: string; routable: boolean; weight: number; status: string }> {
+  return rows
+    .filter((r) => r.pxname === backend && r.svname !== 'BACKEND' && r.svname !== 'FRONTEND')
+    .map((r) => {
+      const status = r.status ?? '';
+      const weight = Number(r.weight ?? 0);
+      return { id: r.svname ?? '', routable: /^UP\b/.test(status) && weight > 0, weight, status };
+    });
+}
+
 export class HaproxyConfigRejectedError extends GatewayError {
   readonly detail: string;
   constructor(file: string, detail: string) {
@@ -186,6 +201,7 @@ export class HaproxyFront {
   }
 
   async start(): Promise<void> {
+    this.#stopping = false;
     const bin = this.settings.haproxyBin;
     this.version = await haproxyVersion(bin);
     await assertPortFree(this.settings.host, this.settings.frontPort, 'HAProxy front');

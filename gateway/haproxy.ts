@@ -78,7 +78,10 @@ export function renderHaproxyConfig(settings: HaproxySettings, servers: readonly
     statsSocket,
     // TLS on its own port; ALPN lets browsers and MuxClient pick http/1.1 or h2 there.
     tlsBind: tlsPem && settings.frontTlsPort ? `    bind ${settings.host}:${settings.frontTlsPort} ssl crt ${tlsPem} alpn h2,http/1.1` : '',
-    balance: settings.balance === 'room' ? 'balance uri\n    hash-type consistent' : 'balance roundrobin',
+    // Sticky-by-room hashes the path alone: HAProxy keeps an HTTP/2 request's target in absolute
+    // form (http://host/chat/x) but an HTTP/1.1 one as sent (/chat/x), so plain `balance uri` put
+    // one room's HTTP/2 and HTTP/1.1 members on different servers. `uri` stops at the '?' already.
+    balance: settings.balance === 'room' ? 'balance uri path-only\n    hash-type consistent' : 'balance roundrobin',
     servers: lines,
   });
 }

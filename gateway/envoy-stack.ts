@@ -10,7 +10,8 @@ import { EnvoyHotRestart } from './envoy-restarter.js';
 import { startLocalRestarter, type LocalRestarter } from './envoy/local-restarter.js';
 import { requireEnvoy } from './envoy/binary.js';
 import { renderAdsEnvoyConfig } from './envoy/local.js';
-import { readEnvoyFrontCounts, readEnvoyVersion } from './envoy/stats.js';
+import { readEnvoyClusterHosts, readEnvoyFrontCounts, readEnvoyVersion } from './envoy/stats.js';
+import { GatewayError } from '../lib/errors.js';
 import type { Front, Stack } from './stack.js';
 import { assertPortFree, canConnect, waitFor } from './supervisor.js';
 import { ensureCertificate } from './tls.js';
@@ -87,12 +88,18 @@ export async function startEnvoyStack(config: GatewayConfig, options: StackOptio
     // server must be up first. Stopped last (Teardown runs in reverse): the backends' 1001 closes
     // travel through it.
     let local: LocalRestarter | undefined;
-    if (envoyBin && bootstrap) {
-      local = await startLocalRestarter(config, envoyBin, bootstrap, log);
-      teardown.addFirst(() => local!.stop());
+    const startLocal = async () => {
+      local = await startLocalRestarter(config, envoyBin!, bootstrap!, log);
       // Ready (workers running) comes a moment before the workers accept on the xDS listener.
       await waitFor('Envoy front listener', () => canConnect(host, config.frontPort), 20_000);
+    };
+    if (envoyBin && bootstrap) {
+      teardown.addFirst(() => local?.stop());
+      await startLocal();
     }
+    const localOnly = (what: string) => {
+      if (!envoyBin) throw new GatewayError('GW_ERR_ENVOY_REMOTE', `${what}: this Envoy runs under a remote restarter (${restarterUrl}); stop and start it where it runs (docker compose)`);
+    };
     // Envoy never routes to an endpoint the registry holds down (no panic mode), and a state dir
     // from an earlier run may hold every endpoint down until the health checks see it again.
     if (registry.list().length > 0) {
@@ -108,6 +115,17 @@ export async function startEnvoyStack(config: GatewayConfig, options: StackOptio
       statsUrl: `${envoyAdminUrl}/`,
       counts,
       settled: () => plane.xds.settled(),
+      endpoints: () => readEnvoyClusterHosts(envoyAdminUrl),
+      // The restarter and every epoch with it; a new restarter starts epoch 0, which fetches
+      // everything over xDS again.
+      stop: async () => {
+        localOnly('stop the front');
+        await local?.stop();
+      },
+      start: async () => {
+        localOnly('start the front');
+        await startLocal();
+      },
     };
     return {
       config,
@@ -125,7 +143,20 @@ export async function startEnvoyStack(config: GatewayConfig, options: StackOptio
       adminFetch: plane.adminFetch,
       backends,
       redisUrl,
-      envoy: { adminUrl: envoyAdminUrl, restarterUrl, restarterPid: local?.pid, logFile: local?.logFile, attached: local?.attached ?? false },
+      // Getters: front.stop()/start() replace the local restarter.
+      envoy: {
+        adminUrl: envoyAdminUrl,
+        restarterUrl,
+        get restarterPid() {
+          return local?.pid;
+        },
+        get logFile() {
+          return local?.logFile;
+        },
+        get attached() {
+          return local?.attached ?? false;
+        },
+      },
       stop,
     };
   } catch (err) {

@@ -29,6 +29,8 @@ export class HaproxyDriver {
   readonly #log: Logger;
   /** Runtime commands are applied one at a time, in registry order. */
   #queue: Promise<void> = Promise.resolve();
+  /** HAProxy is stopped (stopFront): changes only update the servers the next start renders. */
+  #frontStopped = false;
   readonly #onChange = (event: RegistryEvent) => {
     void this.#enqueue(`apply ${event.type} ${event.endpoint.id}`, () => this.#apply(event));
   };
@@ -61,6 +63,27 @@ export class HaproxyDriver {
     });
   }
 
+  /**
+   * Stop HAProxy (master and every worker: client connections drop), after the changes queued so
+   * far. Until startFront(), registry changes are kept for the config the start renders.
+   */
+  stopFront(): Promise<void> {
+    return this.#enqueue('stop', async () => {
+      this.#frontStopped = true;
+      await this.#front.stop();
+    });
+  }
+
+  /** Start HAProxy again from a config rendered from the registry as it is now, then apply every state. */
+  startFront(): Promise<void> {
+    return this.#enqueue('start', async () => {
+      this.#front.setServers(this.#registry.list());
+      await this.#front.start();
+      this.#frontStopped = false;
+      for (const e of this.#registry.list()) await this.#applyState(e);
+    });
+  }
+
   /** Run after everything queued so far; a failure is logged and returned, and the queue moves on. */
   #enqueue(what: string, task: () => Promise<void>): Promise<void> {
     const run = this.#queue.then(task);
@@ -81,6 +104,10 @@ export class HaproxyDriver {
 
   async #apply(event: RegistryEvent): Promise<void> {
     const e = event.endpoint;
+    if (this.#frontStopped) {
+      this.#front.setServers(this.#registry.list());
+      return;
+    }
     const name = `${BACKEND}/${e.id}`;
     switch (event.type) {
       case 'added':

@@ -4,7 +4,7 @@ import { dialHost } from '../lib/loopback.js';
 import { startConfiguredBackends, type BackendProcess } from './backend-process.js';
 import { openRegistry, startControlPlane, startRoomBus, Teardown, type StackOptions } from './control-plane.js';
 import { HaproxyDriver } from './haproxy-driver.js';
-import { HaproxyFront } from './haproxy.js';
+import { haproxyEndpoints, HaproxyFront } from './haproxy.js';
 import { HaproxyHotRestart } from './hot-restart.js';
 import type { Front, Stack } from './stack.js';
 import { assertPortFree } from './supervisor.js';
@@ -50,6 +50,9 @@ export async function startHaproxyStack(config: GatewayConfig, options: StackOpt
       statsUrl: `http://${dialHost(config.host)}:${config.haproxyStatsPort}/`,
       counts: async () => ({ engine: 'haproxy', version: haproxy.version, ...(await haproxy.frontCounts()) }),
       settled: () => driver.settled(),
+      endpoints: async () => haproxyEndpoints(await haproxy.stats()),
+      stop: () => driver.stopFront(),
+      start: () => driver.startFront(),
     };
     // The xDS server runs here too: an Envoy front (docker compose, or an `envoy` binary with
     // envoy/envoy.yaml) can follow the same registry alongside HAProxy.

@@ -78,7 +78,10 @@ export function renderHaproxyConfig(settings: HaproxySettings, servers: readonly
     statsSocket,
     // TLS on its own port; ALPN lets browsers and MuxClient pick http/1.1 or h2 there.
     tlsBind: tlsPem && settings.frontTlsPort ? `    bind ${settings.host}:${settings.frontTlsPort} ssl crt ${tlsPem} alpn h2,http/1.1` : '',
-    balance: settings.balance === 'room' ? 'balance uri\n    hash-type consistent' : 'balance roundrobin',
+    // Sticky-by-room hashes the path alone: HAProxy keeps an HTTP/2 request's target in absolute
+    // form (http://host/chat/x) but an HTTP/1.1 one as sent (/chat/x), so plain `balance uri` put
+    // one room's HTTP/2 and HTTP/1.1 members on different servers. `uri` stops at the '?' already.
+    balance: settings.balance === 'room' ? 'balance uri path-only\n    hash-type consistent' : 'balance roundrobin',
     servers: lines,
   });
 }
@@ -101,6 +104,21 @@ export function parseShowStat(csv: string): Array<Record<string, string>> {
   const lines = csv.split('\n').filter((l) => l.trim());
   const header = lines.shift()?.replace(/^# /, '').split(',') ?? [];
   return lines.map((line) => Object.fromEntries(line.split(',').map((v, i) => [header[i] ?? String(i), v])));
+}
+
+/**
+ * The servers of `backend` in `show stat` rows, in the terms both fronts share. A server takes new
+ * streams while its status is UP (also "UP 1/2": one failed check, not yet down) and its effective
+ * weight is above 0; DRAIN, MAINT, DOWN and "DOWN 1/2" (coming back) take none.
+ */
+export function haproxyEndpoints(rows: ReadonlyArray<Record<string, string>>, backend = 'backends'): Array<{ id: string; routable: boolean; weight: number; status: string }> {
+  return rows
+    .filter((r) => r.pxname === backend && r.svname !== 'BACKEND' && r.svname !== 'FRONTEND')
+    .map((r) => {
+      const status = r.status ?? '';
+      const weight = Number(r.weight ?? 0);
+      return { id: r.svname ?? '', routable: /^UP\b/.test(status) && weight > 0, weight, status };
+    });
 }
 
 export class HaproxyConfigRejectedError extends GatewayError {
@@ -186,6 +204,7 @@ export class HaproxyFront {
   }
 
   async start(): Promise<void> {
+    this.#stopping = false;
     const bin = this.settings.haproxyBin;
     this.version = await haproxyVersion(bin);
     await assertPortFree(this.settings.host, this.settings.frontPort, 'HAProxy front');

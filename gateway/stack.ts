@@ -17,6 +17,17 @@ import type { XdsServer } from './xds/index.js';
 // checks, drain, xDS, admin API). Callers — main, demos, bench, tests — use this one shape; what
 // only one front has (HAProxy's runtime driver, Envoy's restarter) hangs off `haproxy` / `envoy`.
 
+/** One endpoint as the proxy itself sees it now (which may lag the registry, or differ from it). */
+export interface FrontEndpoint {
+  /** The registry id (HAProxy server name, Envoy EDS hostname). */
+  id: string;
+  /** The proxy would pick it for a new stream now. */
+  routable: boolean;
+  weight: number;
+  /** The proxy's own word: HAProxy `show stat` status (UP, DRAIN, MAINT, DOWN, ...), Envoy health flags (healthy, /eds_status_draining, /failed_eds_health, ...). */
+  status: string;
+}
+
 /** The proxy in front, in terms both fronts share. */
 export interface Front {
   readonly engine: 'haproxy' | 'envoy';
@@ -32,6 +43,15 @@ export interface Front {
   counts(): Promise<FrontCounts>;
   /** Resolves once the front routes by the registry as it is now (HAProxy: runtime API applied; Envoy: xDS ACKed). */
   settled(): Promise<void>;
+  /** The backends' endpoints as the proxy sees them (HAProxy: `show stat`; Envoy: admin `/clusters`). */
+  endpoints(): Promise<FrontEndpoint[]>;
+  /**
+   * Stop the proxy itself, every generation: its client connections drop (a crash or an operator's
+   * stop, not a hot restart). The control plane and the backends keep running.
+   */
+  stop(): Promise<void>;
+  /** Start it again after stop(), routing by the registry as it is then. */
+  start(): Promise<void>;
 }
 
 export interface Stack {

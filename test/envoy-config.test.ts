@@ -494,6 +494,8 @@ describe('validateEnvoyMessage: any message type, so xDS resources use the same 
     expect(r.errors.map((p) => `${p.path} ${p.kind}`)).toEqual(['http_filters[0].typed_config.value.bogus unknown_field']);
     expect(r.typesChecked).toEqual([
       'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+      // the route's retry_host_predicate
+      'envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate',
       'xds.type.v3.TypedStruct',
       'envoy.extensions.filters.http.router.v3.Router',
     ]);

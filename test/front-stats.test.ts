@@ -3,7 +3,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { H1Client, MuxClient } from '../client/index.js';
-import { envoyFrontCounts, parseEnvoyStats, readEnvoyFrontCounts } from '../gateway/envoy/stats.js';
+import { envoyFrontCounts, parseEnvoyClusterHosts, parseEnvoyStats, readEnvoyFrontCounts } from '../gateway/envoy/stats.js';
+import { haproxyEndpoints } from '../gateway/haproxy.js';
 import { startTestStack } from './helpers/stack.js';
 
 // The two fronts' stats in the same terms: client TCP connections vs WebSocket sessions.
@@ -64,5 +65,44 @@ describe('Envoy stats reader', () => {
     } finally {
       admin.close();
     }
+  });
+});
+
+describe('endpoints as each front sees them (Front.endpoints)', () => {
+  it('Envoy /clusters: hosts by EDS hostname, routable only when exactly healthy (text as Envoy 1.40 wrote it)', () => {
+    const text = [
+      'backends::default_priority::max_connections::30000',
+      'backends::high_priority::max_requests::1024',
+      'backends::added_via_api::true',
+      'backends::127.0.0.1:24741::cx_active::3',
+      'backends::127.0.0.1:24741::hostname::b1',
+      'backends::127.0.0.1:24741::health_flags::/eds_status_draining',
+      'backends::127.0.0.1:24741::weight::1',
+      'backends::127.0.0.1:27368::hostname::b2',
+      'backends::127.0.0.1:27368::health_flags::/failed_eds_health',
+      'backends::127.0.0.1:27368::weight::1',
+      'backends::127.0.0.1:31384::hostname::b3',
+      'backends::127.0.0.1:31384::health_flags::healthy',
+      'backends::127.0.0.1:31384::weight::5',
+      'xds_cluster::127.0.0.1:22858::hostname::',
+      'xds_cluster::127.0.0.1:22858::health_flags::healthy',
+    ].join('\n');
+    expect(parseEnvoyClusterHosts(text)).toEqual([
+      { id: 'b1', routable: false, weight: 1, status: '/eds_status_draining' },
+      { id: 'b2', routable: false, weight: 1, status: '/failed_eds_health' },
+      { id: 'b3', routable: true, weight: 5, status: 'healthy' },
+    ]);
+  });
+
+  it('HAProxy show stat: servers of the backend, routable while UP (also UP 1/2) with a weight', () => {
+    const rows = [
+      { pxname: 'backends', svname: 'b1', status: 'DRAIN', weight: '0' },
+      { pxname: 'backends', svname: 'b2', status: 'UP 1/2', weight: '1' },
+      { pxname: 'backends', svname: 'b3', status: 'DOWN 1/2', weight: '1' },
+      { pxname: 'backends', svname: 'b4', status: 'MAINT', weight: '3' },
+      { pxname: 'backends', svname: 'BACKEND', status: 'UP', weight: '5' },
+      { pxname: 'front', svname: 'FRONTEND', status: 'OPEN', weight: '' },
+    ];
+    expect(haproxyEndpoints(rows).map((e) => `${e.id}:${e.routable}:${e.weight}`)).toEqual(['b1:false:0', 'b2:true:1', 'b3:false:1', 'b4:false:3']);
   });
 });

@@ -12,7 +12,8 @@ import { backendSchema, defaults } from '../lib/config.js';
 import { waitUntil } from './helpers/stack.js';
 
 // The registry and the admin API over it, with real backends for health and drain; no proxy here
-// (test/dynamic-haproxy.test.ts drives a real HAProxy from the same registry).
+// (test/endpoints.test.ts drives each real front from the same registry through this API;
+// test/dynamic-haproxy.test.ts looks inside HAProxy while it does).
 
 let backends: Backend[];
 let registry: EndpointRegistry;

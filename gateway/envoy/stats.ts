@@ -69,6 +69,38 @@ export async function readEnvoyFrontCounts(adminUrl: string, statPrefix = 'front
   return envoyFrontCounts(stats, statPrefix, cluster);
 }
 
+/**
+ * The hosts of `cluster` from admin `/clusters` (text: `<cluster>::<address>::<key>::<value>`), in
+ * the terms both fronts share: the EDS hostname is the registry id; a host takes new streams when its
+ * health flags are exactly `healthy` (EDS DRAINING → /eds_status_draining, UNHEALTHY →
+ * /failed_eds_health) and its weight is above 0.
+ */
+export function parseEnvoyClusterHosts(text: string, cluster = 'backends'): Array<{ id: string; routable: boolean; weight: number; status: string }> {
+  const hosts = new Map<string, Record<string, string>>();
+  for (const line of text.split('\n')) {
+    const parts = line.split('::');
+    if (parts.length !== 4 || parts[0] !== cluster) continue;
+    const [, address, key, value] = parts as [string, string, string, string];
+    const host = hosts.get(address) ?? {};
+    host[key] = value;
+    hosts.set(address, host);
+  }
+  // The cluster's own lines (`backends::default_priority::max_connections::…`) share the shape: a
+  // host is what has health flags.
+  return [...hosts].filter(([, h]) => h.health_flags !== undefined).map(([address, h]) => {
+    const status = h.health_flags ?? '';
+    const weight = Number(h.weight ?? 0);
+    return { id: h.hostname || address, routable: status === 'healthy' && weight > 0, weight, status };
+  });
+}
+
+export async function readEnvoyClusterHosts(adminUrl: string, cluster = 'backends', fetchTimeoutMs = 1_000): Promise<ReturnType<typeof parseEnvoyClusterHosts>> {
+  const url = new URL('/clusters', adminUrl);
+  const res = await fetch(url, { signal: AbortSignal.timeout(fetchTimeoutMs) });
+  if (!res.ok) throw new EnvoyAdminError(url.href, `HTTP ${res.status}`);
+  return parseEnvoyClusterHosts(await res.text(), cluster);
+}
+
 /** Envoy's version from admin `/server_info` (e.g. `<sha>/1.31.10/Clean/RELEASE/BoringSSL` → `1.31.10`). */
 export async function readEnvoyVersion(adminUrl: string, fetchTimeoutMs = 1_000): Promise<string> {
   const url = new URL('/server_info', adminUrl);

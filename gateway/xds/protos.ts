@@ -51,6 +51,7 @@ const RESOURCE_FILES = [
   'envoy/extensions/filters/http/router/v3/router.proto',
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
   'envoy/extensions/transport_sockets/tls/v3/tls.proto',
+  'envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto',
 ];
 
 const ADS_FILE = 'envoy/service/discovery/v3/ads.proto';

@@ -4,7 +4,8 @@
 //   LDS  `front`    listener on 0.0.0.0:8080 — the HCM of envoy/envoy-static.yaml (codec AUTO,
 //                   allow_connect, max_concurrent_streams 20000, websocket upgrade, WebSocket-friendly
 //                   timeouts), with `rds` over ADS instead of an inline route_config
-//   RDS  `front`    virtual host `backends`, `/` → cluster `backends`, route timeout 0s
+//   RDS  `front`    virtual host `backends`, `/` → cluster `backends`, route timeout 0s, a retry on
+//                   connect failure to another endpoint
 // For a gRPC xDS client (@grpc/grpc-js-xds, target xds:///<name>):
 //   LDS  <name>     an api_listener (HCM with rds over ADS + the router filter), one per requested name
 //   RDS  `grpc`     virtual host `*`, every path → cluster `backends`
@@ -164,6 +165,26 @@ export function frontTlsListener(o: ResourceOptions): JsonObject | undefined {
   };
 }
 
+export const PREVIOUS_HOSTS_TYPE = 'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate';
+
+/**
+ * A backend that just died (crashed, not yet marked down by the health checks) refuses the
+ * connection: the handshake goes to another endpoint, up to twice, instead of failing with 503 —
+ * what HAProxy's `retries 2` + `option redispatch 1` do (measured with b3 killed, before the health
+ * check saw it: Envoy answered 10 of 30 new sessions 503, HAProxy none). Connect failures only: the
+ * request never reached a backend, so a retry cannot repeat anything. previous_hosts: another
+ * endpoint, not the same one again. Under RING_HASH each reselection steps one entry along the ring,
+ * where the dead host often holds the next few entries too: 32 steps reach the next host (with 3
+ * reselections, 1 room in 10 on a dead b3 still got 503, measured), which is also where the room
+ * moves once the health checks take the dead host out.
+ */
+export const FRONT_RETRY_POLICY: JsonObject = {
+  retry_on: 'connect-failure',
+  num_retries: 2,
+  retry_host_predicate: [{ name: 'envoy.retry_host_predicates.previous_hosts', typed_config: { '@type': PREVIOUS_HOSTS_TYPE } }],
+  host_selection_retry_max_attempts: 32,
+};
+
 export function frontRouteConfiguration(o: ResourceOptions): JsonObject {
   return {
     name: o.front.routeConfigName,
@@ -180,6 +201,7 @@ export function frontRouteConfiguration(o: ResourceOptions): JsonObject {
             route: {
               cluster: o.cluster,
               timeout: '0s',
+              retry_policy: FRONT_RETRY_POLICY,
               // Sticky-by-room (as envoy/envoy-static-sticky.yaml): hash the path without its query,
               // so /chat/lobby?since=42 lands where /chat/lobby does.
               ...(o.front.balance === 'room' && {
@@ -257,7 +279,10 @@ export function cluster(o: ResourceOptions): JsonObject {
     ...(o.front.balance === 'room' && { ring_hash_lb_config: { minimum_ring_size: 1024 } }),
     // Envoy's 1,024 defaults would stop an HTTP/1.1 upstream at 1,024 sessions.
     circuit_breakers: {
-      thresholds: [{ priority: 'DEFAULT', max_connections: 30000, max_pending_requests: 30000, max_requests: 30000 }],
+      // max_retries: Envoy's default of 3 retries at a time turned the 4th of 20 sessions reconnecting
+      // at once from a crashed backend into a 503 (upstream_rq_retry_overflow); a retry here is only a
+      // connect failure (FRONT_RETRY_POLICY), at most 2 per session.
+      thresholds: [{ priority: 'DEFAULT', max_connections: 30000, max_pending_requests: 30000, max_requests: 30000, max_retries: 30000 }],
     },
     // Health comes from the registry (the gateway's checker) through EDS health_status; there is no
     // Envoy active health check here, so there is exactly one opinion on whether a backend is up.

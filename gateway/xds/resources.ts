@@ -277,12 +277,14 @@ export function cluster(o: ResourceOptions): JsonObject {
     common_lb_config: { healthy_panic_threshold: { value: 0 } },
     // Envoy's default ring of 1,024 entries (as in envoy-static-sticky.yaml), said explicitly.
     ...(o.front.balance === 'room' && { ring_hash_lb_config: { minimum_ring_size: 1024 } }),
-    // Envoy's 1,024 defaults would stop an HTTP/1.1 upstream at 1,024 sessions.
+    // Envoy's 1,024 defaults would stop an HTTP/1.1 upstream at 1,024 sessions. Connections stay at
+    // 30,000 (each is a file descriptor); requests (sessions) go to 100,000: at 30,000 an HTTP/2
+    // upstream refused the 30,001st session (measured).
     circuit_breakers: {
       // max_retries: Envoy's default of 3 retries at a time turned the 4th of 20 sessions reconnecting
       // at once from a crashed backend into a 503 (upstream_rq_retry_overflow); a retry here is only a
       // connect failure (FRONT_RETRY_POLICY), at most 2 per session.
-      thresholds: [{ priority: 'DEFAULT', max_connections: 30000, max_pending_requests: 30000, max_requests: 30000, max_retries: 30000 }],
+      thresholds: [{ priority: 'DEFAULT', max_connections: 30000, max_pending_requests: 100000, max_requests: 100000, max_retries: 100000 }],
     },
     // Health comes from the registry (the gateway's checker) through EDS health_status; there is no
     // Envoy active health check here, so there is exactly one opinion on whether a backend is up.

@@ -12,6 +12,7 @@ import { requireEnvoy } from './envoy/binary.js';
 import { renderAdsEnvoyConfig } from './envoy/local.js';
 import { readEnvoyClusterHosts, readEnvoyFrontCounts, readEnvoyVersion } from './envoy/stats.js';
 import { GatewayError } from '../lib/errors.js';
+import { assembleStack } from './assemble-stack.js';
 import type { Front, Stack } from './stack.js';
 import { assertPortFree, canConnect, waitFor } from './supervisor.js';
 import { ensureCertificate } from './tls.js';
@@ -128,21 +129,7 @@ export async function startEnvoyStack(config: GatewayConfig, options: StackOptio
       },
     };
     return {
-      config,
-      front,
-      frontUrl: front.url,
-      frontTlsUrl: front.tlsUrl,
-      caFile: certificate?.selfSigned ? certificate.cert : undefined,
-      adminUrl: plane.admin.url,
-      registry,
-      health: plane.health,
-      drain: plane.drain,
-      hotRestart,
-      xds: plane.xds,
-      admin: plane.admin,
-      adminFetch: plane.adminFetch,
-      backends,
-      redisUrl,
+      ...assembleStack({ config, front, caFile: certificate?.selfSigned ? certificate.cert : undefined, registry, plane, hotRestart, backends, redisUrl, stop }),
       // Getters: front.stop()/start() replace the local restarter.
       envoy: {
         adminUrl: envoyAdminUrl,
@@ -157,7 +144,6 @@ export async function startEnvoyStack(config: GatewayConfig, options: StackOptio
           return local?.attached ?? false;
         },
       },
-      stop,
     };
   } catch (err) {
     await stop();

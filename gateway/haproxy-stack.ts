@@ -6,6 +6,7 @@ import { openRegistry, startControlPlane, startRoomBus, Teardown, type StackOpti
 import { HaproxyDriver } from './haproxy-driver.js';
 import { haproxyEndpoints, HaproxyFront } from './haproxy.js';
 import { HaproxyHotRestart } from './hot-restart.js';
+import { assembleStack } from './assemble-stack.js';
 import type { Front, Stack } from './stack.js';
 import { assertPortFree } from './supervisor.js';
 import { ensureCertificate } from './tls.js';
@@ -60,24 +61,9 @@ export async function startHaproxyStack(config: GatewayConfig, options: StackOpt
     teardown.add(() => plane.stop());
 
     return {
-      config,
-      front,
-      frontUrl: front.url,
-      frontTlsUrl: front.tlsUrl,
-      caFile: certificate?.selfSigned ? certificate.cert : undefined,
-      adminUrl: plane.admin.url,
-      registry,
-      health: plane.health,
-      drain: plane.drain,
-      hotRestart,
-      xds: plane.xds,
-      admin: plane.admin,
-      adminFetch: plane.adminFetch,
-      backends,
-      redisUrl,
+      ...assembleStack({ config, front, caFile: certificate?.selfSigned ? certificate.cert : undefined, registry, plane, hotRestart, backends, redisUrl, stop }),
       haproxy,
       haproxyDriver: driver,
-      stop,
     };
   } catch (err) {
     await stop();

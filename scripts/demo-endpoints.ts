@@ -30,7 +30,7 @@ const log = logger('demo');
 
 let stack: Stack;
 try {
-  say('step 1  starting 3 backends + HAProxy + control plane');
+  say(`step 1  starting 3 backends + ${config.front === 'haproxy' ? 'HAProxy' : 'Envoy'} + control plane`);
   stack = await startStack(config, { childOutput: 'lines' });
 } catch (err) {
   log.fatal(err instanceof GatewayError ? err.message : String(err));
@@ -72,13 +72,13 @@ try {
     if (t.session.backendId === 'b4') firstOnB4 = performance.now() - t0;
   }
   added.push(...(await Promise.all(Array.from({ length: 80 }, openOne))));
-  say(`        first new stream on b4 ${firstOnB4.toFixed(1)} ms after the API call (HAProxy runtime API: add server, no reload)`);
+  say(`        first new stream on b4 ${firstOnB4.toFixed(1)} ms after the API call (${stack.front.engine === 'haproxy' ? 'HAProxy runtime API: add server, no reload' : 'Envoy over xDS: a new EDS version, no listener change'})`);
   say(`        ${added.length} new sessions landed: ${spread(added.map((t) => t.session.backendId))}`);
 
   const onB1 = load.tallies.filter((t) => t.session.backendId === 'b1');
   say(`step 4  draining b1 (${onB1.length} sessions): no new streams; open sessions continue for ${deadlineMs / 1000} s, then 1001`);
   await stack.adminFetch(`/endpoints/b1/drain`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ deadlineMs }) });
-  await stack.haproxyDriver!.settled();
+  await stack.front.settled();
   const probe = await Promise.all(Array.from({ length: 60 }, openOne));
   say(`        60 sessions opened while b1 drains: ${spread(probe.map((t) => t.session.backendId))}  (none on b1)`);
 

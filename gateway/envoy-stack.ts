@@ -7,7 +7,7 @@ import { startConfiguredBackends, type BackendProcess } from './backend-process.
 import { openRegistry, startControlPlane, startRoomBus, Teardown, type StackOptions } from './control-plane.js';
 import { RemoteRestarter } from './envoy-restarter-control.js';
 import { EnvoyHotRestart } from './envoy-restarter.js';
-import { startLocalRestarter, type LocalRestarter } from './envoy/local-restarter.js';
+import { localRestarterUrl, startLocalRestarter, type LocalRestarter } from './envoy/local-restarter.js';
 import { requireEnvoy } from './envoy/binary.js';
 import { renderAdsEnvoyConfig } from './envoy/local.js';
 import { readEnvoyClusterHosts, readEnvoyFrontCounts, readEnvoyVersion } from './envoy/stats.js';
@@ -64,7 +64,7 @@ export async function startEnvoyStack(config: GatewayConfig, options: StackOptio
     }
 
     // Local: the restarter process this gateway starts (or finds running); remote: compose's Envoy container.
-    const restarterUrl = config.envoyRestarterUrl ?? `http://${dialHost(config.host)}:${config.envoyRestarterPort}`;
+    const restarterUrl = config.envoyRestarterUrl ?? localRestarterUrl(config);
     const hotRestart = new EnvoyHotRestart(new RemoteRestarter(restarterUrl), { adminUrl: envoyAdminUrl });
     let version: string | undefined;
     const host = dialHost(config.host);

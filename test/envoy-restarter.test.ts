@@ -463,25 +463,30 @@ describe('EnvoyRestarter / EnvoyHotRestart (process logic, tested with a stand-i
   });
 });
 
+/** A restarter over a real Envoy with only an admin listener (short drain and parent shutdown); its own base id. */
+async function realEnvoyRestarter(s: ReturnType<typeof scene>, bin: string, baseIdBase: number) {
+  const adminPort = await freePort();
+  const bootstrap = path.join(s.dir, 'bootstrap.yaml');
+  fs.writeFileSync(bootstrap, `admin:\n  address:\n    socket_address: { address: 127.0.0.1, port_value: ${adminPort} }\n`);
+  const r = restarter(s, {
+    envoyBin: bin,
+    args: ['-c', bootstrap, '--concurrency', '1', '--log-level', 'warn'],
+    baseId: baseIdBase + (process.pid % 10_000),
+    drainTimeS: 1,
+    parentShutdownTimeS: 3,
+    isReady: workerThreadsReadiness(),
+    readyTimeoutMs: 30_000,
+    output: 'inherit',
+  });
+  return { r, adminUrl: `http://127.0.0.1:${adminPort}` };
+}
+
 describe('the restarter with the real Envoy (only where an envoy binary is installed)', () => {
   const skip = envoySkipReason('envoy-restarter.test: real-Envoy hot restart');
 
   it.skipIf(skip !== undefined)('hot-restarts a real Envoy: epoch 1 takes over (admin reports it LIVE), epoch 0 exits after --parent-shutdown-time-s, stop leaves nothing', async () => {
     const s = scene();
-    const adminPort = await freePort();
-    const adminUrl = `http://127.0.0.1:${adminPort}`;
-    const bootstrap = path.join(s.dir, 'bootstrap.yaml');
-    fs.writeFileSync(bootstrap, `admin:\n  address:\n    socket_address: { address: 127.0.0.1, port_value: ${adminPort} }\n`);
-    const r = restarter(s, {
-      envoyBin: envoyBin!,
-      args: ['-c', bootstrap, '--concurrency', '1', '--log-level', 'warn'],
-      baseId: 20_000 + (process.pid % 10_000),
-      drainTimeS: 1,
-      parentShutdownTimeS: 3,
-      isReady: workerThreadsReadiness(),
-      readyTimeoutMs: 30_000,
-      output: 'inherit',
-    });
+    const { r, adminUrl } = await realEnvoyRestarter(s, envoyBin!, 20_000);
     const first = await r.start();
     const second = await r.restart();
     expect(second).toMatchObject({ epoch: 1, oldPids: first.newPids });
@@ -495,22 +500,10 @@ describe('the restarter with the real Envoy (only where an envoy binary is insta
 
   it.skipIf(skip !== undefined)('refuses a hot restart onto a binary whose --hot-restart-version changed; the running epoch keeps serving', async () => {
     const s = scene();
-    const adminPort = await freePort();
-    const bootstrap = path.join(s.dir, 'bootstrap.yaml');
-    fs.writeFileSync(bootstrap, `admin:\n  address:\n    socket_address: { address: 127.0.0.1, port_value: ${adminPort} }\n`);
     // The path the restarter runs: the real Envoy now, a different build (as a package upgrade would leave) later.
     const bin = path.join(s.dir, 'envoy');
     fs.symlinkSync(envoyBin!, bin);
-    const r = restarter(s, {
-      envoyBin: bin,
-      args: ['-c', bootstrap, '--concurrency', '1', '--log-level', 'warn'],
-      baseId: 30_000 + (process.pid % 10_000),
-      drainTimeS: 1,
-      parentShutdownTimeS: 3,
-      isReady: workerThreadsReadiness(),
-      readyTimeoutMs: 30_000,
-      output: 'inherit',
-    });
+    const { r } = await realEnvoyRestarter(s, bin, 30_000);
     const first = await r.start();
     fs.rmSync(bin);
     fs.writeFileSync(bin, `#!/bin/sh\n[ "$1" = --hot-restart-version ] && { echo 99.999; exit 0; }\nexec ${envoyBin} "$@"\n`, { mode: 0o755 });

@@ -37,13 +37,16 @@ const alive = (pid: number) => {
   }
 };
 
+/** Where the local restarter's control API listens (config envoyRestarterPort on the gateway's host). */
+export const localRestarterUrl = (config: GatewayConfig) => `http://${dialHost(config.host)}:${config.envoyRestarterPort}`;
+
 export async function startLocalRestarter(
   config: GatewayConfig,
   envoyBin: string,
   bootstrap: string,
   log: Logger,
 ): Promise<LocalRestarter> {
-  const url = `http://${dialHost(config.host)}:${config.envoyRestarterPort}`;
+  const url = localRestarterUrl(config);
   const remote = new RemoteRestarter(url);
   const dir = path.join(path.resolve(config.stateDir), 'envoy');
   mkdirSync(dir, { recursive: true });

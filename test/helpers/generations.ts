@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { establishedOf, tcpTable } from '../../bench/procfs.js';
 import type { WsSession } from '../../client/types.js';
 import type { Stack } from '../../gateway/stack.js';
 
@@ -7,50 +7,13 @@ import type { Stack } from '../../gateway/stack.js';
 // (an HAProxy worker, an Envoy epoch), where the proxies' own counters differ (Envoy adds an old
 // epoch's gauges into the new one's while both live, so it has no per-generation split).
 
-/** Proxy-side socket inode → our (client) port, for ESTABLISHED loopback connections to `ports`. */
-function acceptedSockets(ports: ReadonlySet<number>): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text: string;
-    try {
-      text = readFileSync(table, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n').slice(1)) {
-      // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
-      const f = line.trim().split(/\s+/);
-      if (f.length < 10 || f[3] !== '01') continue;
-      const local = parseInt(f[1]!.split(':').at(-1)!, 16);
-      const remote = parseInt(f[2]!.split(':').at(-1)!, 16);
-      if (ports.has(local)) out.set(f[9]!, remote);
-    }
-  }
-  return out;
-}
-
 /** Our port → the pid (among `pids`) holding the proxy's end of that connection. */
 export function connectionOwners(pids: readonly number[], frontPorts: readonly number[]): Map<number, number> {
-  const sockets = acceptedSockets(new Set(frontPorts));
+  const table = tcpTable();
+  const ports = new Set(frontPorts);
   const owners = new Map<number, number>();
   for (const pid of pids) {
-    let fds: string[];
-    try {
-      fds = readdirSync(`/proc/${pid}/fd`);
-    } catch {
-      continue; // exited meanwhile
-    }
-    for (const fd of fds) {
-      let link: string;
-      try {
-        link = readlinkSync(`/proc/${pid}/fd/${fd}`);
-      } catch {
-        continue;
-      }
-      const inode = /^socket:\[(\d+)\]$/.exec(link)?.[1];
-      const clientPort = inode === undefined ? undefined : sockets.get(inode);
-      if (clientPort !== undefined) owners.set(clientPort, pid);
-    }
+    for (const e of establishedOf(pid, table)) if (ports.has(e.localPort)) owners.set(e.remotePort, pid);
   }
   return owners;
 }

@@ -3,7 +3,7 @@
 #
 #   app    node:20 slim, production dependencies only, runs as the unprivileged `node` user
 #   envoy  app + the Envoy binary from the pinned envoyproxy/envoy image; the entrypoint is the
-#          restarter (gateway/envoy-restarter-main.ts), which runs Envoy's epochs
+#          restarter (gateway/envoy/restarter-main.ts), which runs Envoy's epochs
 #
 # The containers run the TypeScript sources with tsx, which is a production dependency on purpose:
 # the code in the image is exactly the code the tests ran, with no separate build output to drift.
@@ -45,5 +45,5 @@ FROM app AS envoy
 # linked in), so the binary moves into this image rather than Node into that one.
 COPY --from=envoy-bin /usr/local/bin/envoy /usr/local/bin/envoy
 ENV HEALTHCHECK_URL=http://127.0.0.1:9901/ready
-ENTRYPOINT ["node", "--import", "tsx", "gateway/envoy-restarter-main.ts"]
+ENTRYPOINT ["node", "--import", "tsx", "gateway/envoy/restarter-main.ts"]
 CMD ["--envoy-bin", "/usr/local/bin/envoy", "--config", "envoy/envoy.yaml", "--admin-url", "http://127.0.0.1:9901", "--control-port", "9902"]

@@ -4,11 +4,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { HaproxyFront } from '../gateway/haproxy.js';
+import { HaproxyFront } from '../gateway/haproxy/front.js';
 import { startStack } from '../gateway/stack.js';
-import { startConfiguredBackends, type BackendProcess } from '../gateway/backend-process.js';
-import { startRoomBus, Teardown } from '../gateway/control-plane.js';
-import { freePort, privatePorts } from '../gateway/supervisor.js';
+import { startConfiguredBackends, type BackendProcess } from '../gateway/core/backend-process.js';
+import { startRoomBus } from '../gateway/core/control-plane.js';
+import { Teardown } from '../gateway/core/teardown.js';
+import { freePort, privatePorts } from '../gateway/core/supervisor.js';
 import { defaults, gatewaySchema, type GatewayConfig } from '../lib/config.js';
 import { logger } from '../lib/log.js';
 import { EnvoyBenchProxy, requireEnvoyForBench } from './envoy-route.js';
@@ -42,16 +43,6 @@ export interface BackendInfo {
   port: number;
   pid: number;
   inspectorUrl: string | undefined;
-}
-
-/** SETTINGS a route's server sent, as seen by a plain node:http2 client. */
-export interface PeerSettings {
-  maxConcurrentStreams: number | null;
-  initialWindowSize: number | null;
-  maxFrameSize: number | null;
-  enableConnectProtocol: boolean;
-  /** Connection-level receive window the peer granted us after the preface (bytes). */
-  connectionWindow: number | null;
 }
 
 export interface EnvOptions {
@@ -363,38 +354,6 @@ export class BenchEnv {
     for (const f of this.#extraFronts) await f.stop();
     await this.stack.stop();
     rmSync(this.#stateDir, { recursive: true, force: true });
-  }
-}
-
-/** The SETTINGS (and connection window) a route's server sends to a fresh HTTP/2 client. */
-export async function probePeerSettings(url: string, timeoutMs = 5_000): Promise<PeerSettings | undefined> {
-  const session = http2.connect(url);
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('timeout')), timeoutMs);
-      session.once('remoteSettings', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      session.once('error', (err) => {
-        clearTimeout(timer);
-        reject(err);
-      });
-    });
-    // Let a connection-level WINDOW_UPDATE that follows SETTINGS arrive.
-    await new Promise((r) => setTimeout(r, 50));
-    const s = session.remoteSettings;
-    return {
-      maxConcurrentStreams: s.maxConcurrentStreams ?? null,
-      initialWindowSize: s.initialWindowSize ?? null,
-      maxFrameSize: s.maxFrameSize ?? null,
-      enableConnectProtocol: Boolean(s.enableConnectProtocol),
-      connectionWindow: session.state.remoteWindowSize ?? null,
-    };
-  } catch {
-    return undefined;
-  } finally {
-    session.destroy();
   }
 }
 

@@ -5,9 +5,9 @@ import type { Logger } from 'pino';
 import { ENVOY_VERSION, findEnvoyBinary } from '../gateway/envoy/binary.js';
 import { renderAdsEnvoyConfig } from '../gateway/envoy/local.js';
 import { EnvoyAdminError, readAdminStats, readEnvoyFrontCounts, readEnvoyVersion } from '../gateway/envoy/stats.js';
-import { EndpointRegistry } from '../gateway/registry.js';
-import { canConnect, freePort, Supervised, waitFor } from '../gateway/supervisor.js';
-import { startXdsServer, type XdsServer } from '../gateway/xds/index.js';
+import { EndpointRegistry } from '../gateway/core/registry.js';
+import { canConnect, freePort, Supervised, waitFor } from '../gateway/core/supervisor.js';
+import { startXdsServer, type XdsServer } from '../gateway/envoy/xds/index.js';
 import { MissingToolError } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
 import { openFilesLimit } from './procfs.js';
@@ -237,7 +237,7 @@ export class EnvoyBenchProxy implements BenchProxy {
   /**
    * Non-zero counters that say why streams were refused or the client connection dropped: the
    * cluster's circuit breakers (max_requests, max_pending_requests, max_connections: 30,000 each in
-   * gateway/xds/resources.ts), failed upstream connects, codec errors and HTTP/2 flood protection on
+   * gateway/envoy/xds/resources.ts), failed upstream connects, codec errors and HTTP/2 flood protection on
    * the front, and overload actions.
    */
   async diagnostics(): Promise<string[]> {

@@ -1,5 +1,5 @@
 import type { LatencySummary } from './echo-probe.js';
-import type { PeerSettings } from './environment.js';
+import type { PeerSettings } from './peer-settings.js';
 
 // The shape of a bench result file (bench/results/<name>.json). `schema` changes when a field
 // changes meaning; --compare refuses files of another schema.

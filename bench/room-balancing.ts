@@ -10,8 +10,9 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as hdr from 'hdr-histogram-js';
 import { MuxClient } from '../client/index.js';
-import { startStack, type Stack } from '../gateway/stack.js';
-import { privatePorts } from '../gateway/supervisor.js';
+import { startStack } from '../gateway/stack.js';
+import { type Stack } from '../gateway/core/stack.js';
+import { privatePorts } from '../gateway/core/supervisor.js';
 import { defaults, gatewaySchema, type GatewayConfig } from '../lib/config.js';
 import { cpuMs } from './procfs.js';
 

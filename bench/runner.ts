@@ -1,5 +1,6 @@
 import http2 from 'node:http2';
-import type { BenchEnv, PeerSettings, RouteInfo } from './environment.js';
+import type { BenchEnv, RouteInfo } from './environment.js';
+import type { PeerSettings } from './peer-settings.js';
 import { BenchWorkerError } from './errors.js';
 import { LoadGenerator } from './load-generator.js';
 import { cpuMs, establishedOf, rssBytes, socketCount, tcpTable, type TcpEntry } from './procfs.js';

@@ -4,10 +4,10 @@ import { gatewaySchema, loadConfig, type GatewayConfig } from '../lib/config.js'
 import { GatewayError } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
 import { isLoopbackHost } from '../lib/loopback.js';
-import { adminTokenFile } from './admin-token.js';
-import type { HotRestartEngine } from './hot-restart.js';
+import { adminTokenFile } from './admin/token.js';
+import type { HotRestartEngine } from './core/hot-restart.js';
 import { startStack } from './stack.js';
-import { createWebRoutes, webOptionsFromConfig } from './web.js';
+import { createWebRoutes, webOptionsFromConfig } from './admin/pages.js';
 
 const log = logger('gateway');
 

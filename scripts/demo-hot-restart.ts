@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { H1Client, MuxClient } from '../client/index.js';
 import { SequencedEcho, type SessionTally } from '../client/sequenced-echo.js';
-import type { HotRestartEngine } from '../gateway/hot-restart.js';
+import type { HotRestartEngine } from '../gateway/core/hot-restart.js';
 import { startStack } from '../gateway/stack.js';
 import { gatewaySchema, loadConfig } from '../lib/config.js';
 import { GatewayError } from '../lib/errors.js';

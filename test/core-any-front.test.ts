@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { H1Client, MuxClient } from '../client/index.js';
-import type { Front } from '../gateway/stack.js';
+import type { Front } from '../gateway/core/stack.js';
 import { describeEachFront } from './helpers/front-matrix.js';
 import { peerSkipReason, runPeer } from './helpers/python-peer.js';
 import { countBy, echo, startTestStack } from './helpers/stack.js';

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { H1Client, MuxClient, type WsSession } from '../client/index.js';
 import { SequencedEcho } from '../client/sequenced-echo.js';
-import { startBackendProcess, type BackendProcess } from '../gateway/backend-process.js';
-import type { DrainResult } from '../gateway/drain.js';
-import { freePort } from '../gateway/supervisor.js';
+import { startBackendProcess, type BackendProcess } from '../gateway/core/backend-process.js';
+import type { DrainResult } from '../gateway/core/drain.js';
+import { freePort } from '../gateway/core/supervisor.js';
 import { logger } from '../lib/log.js';
 import { describeEachFront } from './helpers/front-matrix.js';
 import { countBy, sleep, startTestStack, waitUntil } from './helpers/stack.js';
@@ -172,7 +172,7 @@ describeEachFront('endpoints through the admin API', (front) => {
   });
 
   // Envoy's default healthy_panic_threshold (50%) would spread new streams over every endpoint, down
-  // ones included, once fewer than half of those not draining are healthy; gateway/xds/resources.ts
+  // ones included, once fewer than half of those not draining are healthy; gateway/envoy/xds/resources.ts
   // sets it to 0. (Draining hosts do not count there: with b1 draining and b2 down Envoy is at 1 of 2,
   // not in panic; two down of three is what shows it, checked with the default: streams hung on b1/b2.)
   it('draining or down endpoints get no new stream even when 2 of 3 are: every new stream lands on the last one', async () => {

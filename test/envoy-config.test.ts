@@ -630,7 +630,7 @@ describe('docker-compose.yml', () => {
     for (const choice of [defaultFile, ...[...text.matchAll(/ENVOY_CONFIG=(\S+)/g)].map((m) => m[1]!)]) {
       expect(fs.existsSync(path.join(envoyDir, choice)), choice).toBe(true);
     }
-    expect(dockerfile).toMatch(/^ENTRYPOINT \["node", "--import", "tsx", "gateway\/envoy-restarter-main.ts"\]$/m);
+    expect(dockerfile).toMatch(/^ENTRYPOINT \["node", "--import", "tsx", "gateway\/envoy\/restarter-main.ts"\]$/m);
     expect(argOf(envoy.command, '--admin-url')).toBe(`http://127.0.0.1:${cfg.envoyAdminPort}`);
     // The gateway's POST /hot-restart reaches the restarter here.
     expect(argOf(services.gateway.command, '--envoy-restarter-url')).toBe(`http://127.0.0.1:${argOf(envoy.command, '--control-port')}`);

@@ -17,11 +17,11 @@ import {
   HotRestartVersionMismatchError,
   readAdminStats,
   type EnvoyRestarterOptions,
-} from '../gateway/envoy-restarter.js';
-import { freePort } from '../gateway/supervisor.js';
+} from '../gateway/envoy/restarter.js';
+import { freePort } from '../gateway/core/supervisor.js';
 
-// Tests of the Envoy hot-restart RESTARTER's process logic (gateway/envoy-restarter.ts and its
-// entrypoint gateway/envoy-restarter-main.ts), with real processes. The child it starts here is
+// Tests of the Envoy hot-restart RESTARTER's process logic (gateway/envoy/restarter.ts and its
+// entrypoint gateway/envoy/restarter-main.ts), with real processes. The child it starts here is
 // test/helpers/restarter-stand-in-child.mjs, a small node script that records its argv and the
 // signals it receives: it is not Envoy and these tests say nothing about Envoy itself. The one
 // test that runs the real Envoy is at the bottom and is skipped (with a printed reason) when no
@@ -29,7 +29,7 @@ import { freePort } from '../gateway/supervisor.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const STAND_IN = path.join(repo, 'test/helpers/restarter-stand-in-child.mjs');
-const MAIN = path.join(repo, 'gateway/envoy-restarter-main.ts');
+const MAIN = path.join(repo, 'gateway/envoy/restarter-main.ts');
 
 interface StandInRecord {
   event: 'start' | 'validate' | 'signal' | 'exit' | 'crash' | 'parent-shutdown-sent';
@@ -104,7 +104,7 @@ class Scene {
   }
 }
 
-/** The restarter's CLI as its own process: `node --import tsx gateway/envoy-restarter-main.ts …`. */
+/** The restarter's CLI as its own process: `node --import tsx gateway/envoy/restarter-main.ts …`. */
 class Cli {
   readonly proc: ChildProcess;
   readonly lines: string[] = [];

@@ -5,14 +5,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaults, gatewaySchema } from '../lib/config.js';
-import { startBackendProcess, type BackendProcess } from '../gateway/backend-process.js';
-import { startEnvoyStack } from '../gateway/envoy-stack.js';
-import type { Stack } from '../gateway/stack.js';
+import { startBackendProcess, type BackendProcess } from '../gateway/core/backend-process.js';
+import { startEnvoyStack } from '../gateway/envoy/stack.js';
+import type { Stack } from '../gateway/core/stack.js';
 import { renderAdsEnvoyConfig } from '../gateway/envoy/local.js';
 import { envoySkipReason } from './helpers/envoy.js';
 import { formatProblem, validateEnvoyFile } from '../gateway/envoy/validate.js';
 import { MuxClient } from '../client/mux-client.js';
-import { freePort, privatePorts } from '../gateway/supervisor.js';
+import { freePort, privatePorts } from '../gateway/core/supervisor.js';
 import { logger } from '../lib/log.js';
 import { rawRequest } from './helpers/raw-ws.js';
 import { AdsTestClient, syncLikeEnvoy } from './helpers/xds-ads-client.js';
@@ -27,7 +27,7 @@ import { echo, waitUntil } from './helpers/stack.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const STAND_IN = path.join(repo, 'test/helpers/restarter-stand-in-child.mjs');
-const RESTARTER = path.join(repo, 'gateway/envoy-restarter-main.ts');
+const RESTARTER = path.join(repo, 'gateway/envoy/restarter-main.ts');
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'envoy-stack-test-'));
 const standInLog = path.join(dir, 'stand-in.jsonl');

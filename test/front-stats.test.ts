@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { H1Client, MuxClient } from '../client/index.js';
 import { envoyFrontCounts, parseEnvoyClusterHosts, parseEnvoyStats, readEnvoyFrontCounts } from '../gateway/envoy/stats.js';
-import { haproxyEndpoints } from '../gateway/haproxy.js';
+import { haproxyEndpoints } from '../gateway/haproxy/front.js';
 import { startTestStack } from './helpers/stack.js';
 
 // The two fronts' stats in the same terms: client TCP connections vs WebSocket sessions.

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BackendProcess } from '../gateway/backend-process.js';
+import type { BackendProcess } from '../gateway/core/backend-process.js';
 import { describeEachFront, type FrontName } from './helpers/front-matrix.js';
 import { closePayload, frame, rawH1, rawH2, serverCloseCode } from './helpers/raw-ws.js';
 import { startTestBackend, startTestStack } from './helpers/stack.js';

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { H1Client, MuxClient } from '../client/index.js';
 import { SequencedEcho } from '../client/sequenced-echo.js';
 import { SessionKeeper, type KeptSession } from '../client/session-keeper.js';
-import { DEFAULT_TEMPLATE } from '../gateway/haproxy.js';
+import { DEFAULT_TEMPLATE } from '../gateway/haproxy/front.js';
 import { describeEachFront, type FrontName } from './helpers/front-matrix.js';
 import { envoySkipReason } from './helpers/envoy.js';
 import { sessionsByGeneration } from './helpers/generations.js';

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENVOY_VERSION } from '../gateway/envoy/binary.js';
 import WebSocket from 'ws';
-import { freePort } from '../gateway/supervisor.js';
+import { freePort } from '../gateway/core/supervisor.js';
 import { echo } from './helpers/stack.js';
 
 // The Dockerfile, checked without Docker (none can run on our build machines): what it says is
@@ -164,7 +164,7 @@ describe('the image’s install, replayed in a temporary directory', () => {
 
   it.each([
     ['gateway/main.ts', ['--no-such-flag'], 1, /invalid config field \\?"argv/],
-    ['gateway/envoy-restarter-main.ts', ['--no-such-flag'], 2, /usage: node --import tsx gateway\/envoy-restarter-main.ts/],
+    ['gateway/envoy/restarter-main.ts', ['--no-such-flag'], 2, /usage: node --import tsx gateway\/envoy\/restarter-main.ts/],
     ['bench/main.ts', ['--routes', 'nowhere'], 1, /unknown route "nowhere"/],
   ] as const)('%s loads with production dependencies only (a bad flag is refused by the code, not by a missing module)', (entry, args, code, message) => {
     const r = spawnSync(process.execPath, ['--import', 'tsx', entry, ...args], { cwd: dir, env, encoding: 'utf8', timeout: 30_000 });

@@ -4,10 +4,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend, type Backend } from '../backend/server.js';
-import { startAdminApi, type AdminServer } from '../gateway/admin-api.js';
-import { DrainController } from '../gateway/drain.js';
-import { HealthChecker } from '../gateway/health.js';
-import { EndpointRegistry, type RegistryEvent } from '../gateway/registry.js';
+import { startAdminApi, type AdminServer } from '../gateway/admin/api.js';
+import { DrainController } from '../gateway/core/drain.js';
+import { HealthChecker } from '../gateway/core/health.js';
+import { EndpointRegistry, type RegistryEvent } from '../gateway/core/registry.js';
 import { backendSchema, defaults } from '../lib/config.js';
 import { waitUntil } from './helpers/stack.js';
 

@@ -1,4 +1,4 @@
-// The Envoy driver (gateway/xds/): an ADS control plane over the EndpointRegistry, tested with
+// The Envoy driver (gateway/envoy/xds/): an ADS control plane over the EndpointRegistry, tested with
 //   - a real xDS client: @grpc/grpc-js-xds, bootstrapped (GRPC_XDS_BOOTSTRAP_CONFIG) at our server on
 //     an ephemeral port, resolving xds:///who.test and balancing real gRPC calls over small gRPC
 //     servers registered as endpoints (test/helpers/xds-grpc-servers.ts);
@@ -14,11 +14,11 @@ import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EndpointRegistry } from '../gateway/registry.js';
-import { decodeResource, encodeResource, typeNameOf, type JsonObject } from '../gateway/xds/codec.js';
-import { TypeUrl } from '../gateway/xds/protos.js';
-import * as R from '../gateway/xds/resources.js';
-import { startXdsServer, type NodeStatus, type XdsAckEvent, type XdsNackEvent, type XdsResponseEvent, type XdsServer } from '../gateway/xds/server.js';
+import { EndpointRegistry } from '../gateway/core/registry.js';
+import { decodeResource, encodeResource, typeNameOf, type JsonObject } from '../gateway/envoy/xds/codec.js';
+import { TypeUrl } from '../gateway/envoy/xds/protos.js';
+import * as R from '../gateway/envoy/xds/resources.js';
+import { startXdsServer, type NodeStatus, type XdsAckEvent, type XdsNackEvent, type XdsResponseEvent, type XdsServer } from '../gateway/envoy/xds/server.js';
 import { AdsTestClient, decodeResponse, syncLikeEnvoy, type WireResponse } from './helpers/xds-ads-client.js';
 import { startWhoServer, whoAmI, WhoClientCtor, type WhoClient, type WhoServer } from './helpers/xds-grpc-servers.js';
 

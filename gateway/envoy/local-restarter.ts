@@ -6,17 +6,17 @@ import type { Logger } from 'pino';
 import type { GatewayConfig } from '../../lib/config.js';
 import { GatewayError } from '../../lib/errors.js';
 import { dialHost } from '../../lib/loopback.js';
-import { RemoteRestarter } from '../envoy-restarter-control.js';
-import { assertPortFree, waitFor } from '../supervisor.js';
+import { RemoteRestarter } from './restarter-control.js';
+import { assertPortFree, waitFor } from '../core/supervisor.js';
 
-// The local Envoy runs under the hot-restart orchestrator (gateway/envoy-restarter-main.ts) in a
+// The local Envoy runs under the hot-restart orchestrator (gateway/envoy/restarter-main.ts) in a
 // process of its own, not inside the gateway: Envoy asks the kernel for SIGTERM when its parent dies
 // (measured: the parent SIGKILLed → Envoy "caught ENVOY_SIGTERM"), so a child of the gateway would
 // die with it and a control-plane crash would take the front down. The restarter is started in its
 // own session (detached), writes to <stateDir>/envoy/envoy.log, and outlives the gateway; a gateway
 // started later on the same ports attaches to it instead of starting another.
 
-const RESTARTER_MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'envoy-restarter-main.ts');
+const RESTARTER_MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), 'restarter-main.ts');
 
 export interface LocalRestarter {
   remote: RemoteRestarter;

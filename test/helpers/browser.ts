@@ -5,9 +5,9 @@ import path from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { chromium, type BrowserContext } from 'playwright-core';
 import type { GatewayConfig } from '../../lib/config.js';
-import type { Stack } from '../../gateway/stack.js';
+import type { Stack } from '../../gateway/core/stack.js';
 import { startTestStack } from './stack.js';
-import { createWebRoutes, webOptionsFromConfig, type WebOptions, type WebRoutes } from '../../gateway/web.js';
+import { createWebRoutes, webOptionsFromConfig, type WebOptions, type WebRoutes } from '../../gateway/admin/pages.js';
 
 // A real Chromium for the page and dashboard tests: Debian's `chromium` driven by playwright-core
 // (which downloads no browser of its own), headless, with a fresh profile each time.

@@ -3,10 +3,11 @@ import os from 'node:os';
 import path from 'node:path';
 import type { WebSocket } from 'ws';
 import { defaults, gatewaySchema, type GatewayConfig } from '../../lib/config.js';
-import type { AdminDeps } from '../../gateway/admin-api.js';
-import { startBackendProcess, type BackendProcess } from '../../gateway/backend-process.js';
-import { startStack, type Stack } from '../../gateway/stack.js';
-import { freePort, privatePorts } from '../../gateway/supervisor.js';
+import type { AdminDeps } from '../../gateway/admin/api.js';
+import { startBackendProcess, type BackendProcess } from '../../gateway/core/backend-process.js';
+import { startStack } from '../../gateway/stack.js';
+import { type Stack } from '../../gateway/core/stack.js';
+import { freePort, privatePorts } from '../../gateway/core/supervisor.js';
 import { logger } from '../../lib/log.js';
 
 /**

@@ -5,8 +5,8 @@
 // an Envoy node receives without an Envoy binary.
 
 import * as grpc from '@grpc/grpc-js';
-import { decodeResource, typeNameOf, type JsonObject } from '../../gateway/xds/codec.js';
-import { adsService, TypeUrl } from '../../gateway/xds/protos.js';
+import { decodeResource, typeNameOf, type JsonObject } from '../../gateway/envoy/xds/codec.js';
+import { adsService, TypeUrl } from '../../gateway/envoy/xds/protos.js';
 
 export interface WireResponse {
   version_info: string;

@@ -3,8 +3,8 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
-import { MissingToolError } from '../lib/errors.js';
-import { logger } from '../lib/log.js';
+import { MissingToolError } from '../../lib/errors.js';
+import { logger } from '../../lib/log.js';
 import { assertPortFree, canConnect, Supervised, waitFor } from './supervisor.js';
 
 // A local redis-server as a child process, for the room bus when no REDIS_URL is given.

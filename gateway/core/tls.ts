@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { GatewayError, MissingToolError } from '../lib/errors.js';
+import { GatewayError, MissingToolError } from '../../lib/errors.js';
 
 // The front's TLS certificate. A user-given cert/key pair wins; otherwise a self-signed one is made
 // on first start (openssl CLI) into the state directory and reused afterwards, so clients can pin it

@@ -1,11 +1,11 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { GatewayError } from '../lib/errors.js';
-import { logger } from '../lib/log.js';
-import { isLoopbackHost } from '../lib/loopback.js';
-import { parseRequestTarget } from '../lib/request-target.js';
-import type { EnvoyRestarter, EnvoyRestartResult, EpochSource, LiveEpoch } from './envoy-restarter.js';
+import { GatewayError } from '../../lib/errors.js';
+import { logger } from '../../lib/log.js';
+import { isLoopbackHost } from '../../lib/loopback.js';
+import { parseRequestTarget } from '../../lib/request-target.js';
+import type { EnvoyRestarter, EnvoyRestartResult, EpochSource, LiveEpoch } from './restarter.js';
 
 // The Envoy restarter's control API: how a gateway in ANOTHER process asks for a hot restart. In
 // docker compose the restarter is the Envoy container's entrypoint and the gateway is a second

@@ -18,7 +18,7 @@
 // Everything here is pure: (registry endpoints, options) → resources. server.ts encodes and sends.
 
 import net from 'node:net';
-import type { Endpoint, EndpointState } from '../registry.js';
+import type { Endpoint, EndpointState } from '../../core/registry.js';
 import type { JsonObject } from './codec.js';
 
 export const HCM_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';

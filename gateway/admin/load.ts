@@ -1,11 +1,11 @@
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { H1Client } from '../client/h1-client.js';
-import { MuxClient } from '../client/mux-client.js';
-import type { WsClient, WsSession } from '../client/types.js';
-import { GatewayError } from '../lib/errors.js';
-import { logger } from '../lib/log.js';
-import { isLoopbackHost } from '../lib/loopback.js';
+import { H1Client } from '../../client/h1-client.js';
+import { MuxClient } from '../../client/mux-client.js';
+import type { WsClient, WsSession } from '../../client/types.js';
+import { GatewayError } from '../../lib/errors.js';
+import { logger } from '../../lib/log.js';
+import { isLoopbackHost } from '../../lib/loopback.js';
 
 // The dashboard's "start a small load" button: a bounded burst of echo sessions through the front,
 // so a visitor watches one HTTP/2 connection carry hundreds of sessions (or HTTP/1.1 need one

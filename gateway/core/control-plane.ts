@@ -1,10 +1,10 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { GatewayConfig } from '../lib/config.js';
-import { MissingToolError } from '../lib/errors.js';
-import { dialHost } from '../lib/loopback.js';
-import { ensureAdminToken } from './admin-token.js';
-import { startAdminApi, type AdminDeps, type AdminServer } from './admin-api.js';
+import type { GatewayConfig } from '../../lib/config.js';
+import { MissingToolError } from '../../lib/errors.js';
+import { dialHost } from '../../lib/loopback.js';
+import { ensureAdminToken } from '../admin/token.js';
+import { startAdminApi, type AdminDeps, type AdminServer } from '../admin/api.js';
 import { backendId, type BackendProcess } from './backend-process.js';
 import { DrainController } from './drain.js';
 import { createEndpointPolicy } from './endpoint-policy.js';
@@ -12,9 +12,10 @@ import { HealthChecker } from './health.js';
 import type { HotRestartEngine } from './hot-restart.js';
 import { startLocalRedis } from './redis.js';
 import { EndpointRegistry } from './registry.js';
+import { Teardown } from './teardown.js';
 import { assertPortFree } from './supervisor.js';
-import { startXdsServer, type XdsServer } from './xds/index.js';
-import type { FrontOptions } from './xds/resources.js';
+import { startXdsServer, type XdsServer } from '../envoy/xds/index.js';
+import type { FrontOptions } from '../envoy/xds/resources.js';
 
 // The front-independent half of the gateway, the same whichever proxy runs in front: the endpoint
 // registry, health checks, drain, the xDS server (Envoy follows the registry through it), and the
@@ -43,40 +44,6 @@ export async function startRoomBus(config: GatewayConfig, log: Logger): Promise<
     if (!(err instanceof MissingToolError)) throw err;
     log.warn(`${err.message}. Rooms will NOT span backends until then (each backend keeps its own).`);
     return { redisUrl: undefined, stop: async () => {} };
-  }
-}
-
-/** What startStack and startEnvoyStack take besides the config. */
-export interface StackOptions {
-  log?: Logger;
-  /** Children's output: straight to this terminal, or as log lines. */
-  childOutput?: 'inherit' | 'lines';
-  /** More admin-server routes (the web page and dashboard). */
-  extraRoutes?: AdminDeps['extraRoutes'];
-}
-
-/** Steps that undo a start-up, run last-added first, each once (a failed start runs them too). */
-export class Teardown {
-  readonly #steps: Array<() => Promise<unknown> | unknown> = [];
-  #running = false;
-
-  add(step: () => Promise<unknown> | unknown): void {
-    this.#steps.push(step);
-  }
-
-  /** A step to run after every other one (what must go last, e.g. the front the others' goodbyes pass through). */
-  addFirst(step: () => Promise<unknown> | unknown): void {
-    this.#steps.unshift(step);
-  }
-
-  /** True from the moment run() starts: what it will stop later must not be restarted meanwhile. */
-  get running(): boolean {
-    return this.#running;
-  }
-
-  async run(): Promise<void> {
-    this.#running = true;
-    for (let step = this.#steps.pop(); step; step = this.#steps.pop()) await step();
   }
 }
 

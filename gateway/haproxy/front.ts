@@ -5,16 +5,16 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
-import type { GatewayConfig } from '../lib/config.js';
-import { GatewayError, MissingToolError } from '../lib/errors.js';
-import { logger } from '../lib/log.js';
-import { assertPortFree, canConnect, Supervised, waitFor } from './supervisor.js';
+import type { GatewayConfig } from '../../lib/config.js';
+import { GatewayError, MissingToolError } from '../../lib/errors.js';
+import { logger } from '../../lib/log.js';
+import { assertPortFree, canConnect, Supervised, waitFor } from '../core/supervisor.js';
 
 // HAProxy as the local front: render the config from the template, run it in master-worker mode,
 // and talk to it over its runtime API (stats socket) and master CLI.
 
 const run = promisify(execFile);
-export const DEFAULT_TEMPLATE = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'haproxy', 'haproxy.cfg.tmpl');
+export const DEFAULT_TEMPLATE = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'haproxy', 'haproxy.cfg.tmpl');
 export const HAPROXY_INSTALL_HINT = 'sudo apt-get install -y haproxy   (Debian/Ubuntu; HAProxy 2.6+ is needed for RFC 8441)';
 
 export interface ServerEntry {

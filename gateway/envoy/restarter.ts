@@ -2,11 +2,11 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { GatewayError, MissingToolError, TimeoutError } from '../lib/errors.js';
-import { logger } from '../lib/log.js';
-import { EnvoyAdminError, readAdminStats } from './envoy/stats.js';
-import type { Generation, HotRestartEngine, RestartResult } from './hot-restart.js';
-import type { Exit } from './supervisor.js';
+import { GatewayError, MissingToolError, TimeoutError } from '../../lib/errors.js';
+import { logger } from '../../lib/log.js';
+import { EnvoyAdminError, readAdminStats } from './stats.js';
+import type { Generation, HotRestartEngine, RestartResult } from '../core/hot-restart.js';
+import type { Exit } from '../core/supervisor.js';
 
 // Envoy hot-restart restarter: the parent process that Envoy's hot restart expects (Envoy ships a
 // Python one, restarter/hot-restarter.py; this is a TypeScript implementation of the same process

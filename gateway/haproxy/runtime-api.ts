@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
-import { GatewayError } from '../lib/errors.js';
-import { logger } from '../lib/log.js';
-import { serverOptions, type HaproxyFront } from './haproxy.js';
-import type { Endpoint, EndpointRegistry, RegistryEvent } from './registry.js';
+import { GatewayError } from '../../lib/errors.js';
+import { logger } from '../../lib/log.js';
+import { serverOptions, type HaproxyFront } from './front.js';
+import type { Endpoint, EndpointRegistry, RegistryEvent } from '../core/registry.js';
 
 // Makes HAProxy's server list match the registry through the runtime API, without a reload:
 //   added    → add server (starts in maintenance) + enable health + enable server (or drain/maint)

@@ -1,6 +1,6 @@
 import type http from 'node:http';
 import type { z } from 'zod';
-import { GatewayError } from '../lib/errors.js';
+import { GatewayError } from '../../lib/errors.js';
 
 // JSON over HTTP for the admin server's routes (admin API and web): one error type that carries its
 // status, one bounded body reader, one validator whose message names the bad field.

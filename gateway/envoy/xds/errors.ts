@@ -1,4 +1,4 @@
-import { GatewayError } from '../../lib/errors.js';
+import { GatewayError } from '../../../lib/errors.js';
 
 /**
  * Something the xDS control plane could not do: load the Envoy protos (`GW_ERR_XDS_PROTOS`),

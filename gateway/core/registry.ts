@@ -3,8 +3,8 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { GatewayError } from '../lib/errors.js';
-import { logger } from '../lib/log.js';
+import { GatewayError } from '../../lib/errors.js';
+import { logger } from '../../lib/log.js';
 
 // The single source of truth for backends. Drivers (HAProxy runtime API, Envoy xDS) subscribe to its
 // 'change' events and make their proxy match; the admin API and health checker are its only writers.

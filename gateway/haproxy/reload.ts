@@ -1,37 +1,11 @@
 import type { Logger } from 'pino';
-import { logger } from '../lib/log.js';
-import type { HaproxyDriver } from './haproxy-driver.js';
-import type { HaproxyFront } from './haproxy.js';
+import { logger } from '../../lib/log.js';
+import type { HaproxyDriver } from './runtime-api.js';
+import type { HaproxyFront } from './front.js';
 
-// Hot restart, one interface for both engines. A restart starts a new generation that takes the
-// listeners; the old generation stops accepting, tells HTTP/2 clients GOAWAY(NO_ERROR), and keeps
-// serving the sessions it holds until they close or its deadline (HAProxy `hard-stop-after`, Envoy
-// `--parent-shutdown-time-s`) passes.
+import type { Generation, HotRestartEngine, RestartResult } from '../core/hot-restart.js';
 
-export interface Generation {
-  generation: number;
-  pid: number;
-  /** The generation taking new connections. */
-  current: boolean;
-  /** WebSocket sessions (streams) it still carries; null when it could not be asked. */
-  sessions: number | null;
-  /** Client TCP connections it still holds. */
-  connections: number | null;
-}
-
-export interface RestartResult {
-  engine: 'haproxy' | 'envoy';
-  generation: number;
-  oldPids: number[];
-  newPids: number[];
-  durationMs: number;
-}
-
-export interface HotRestartEngine {
-  readonly engine: 'haproxy' | 'envoy';
-  restart(): Promise<RestartResult>;
-  generations(): Promise<Generation[]>;
-}
+// HAProxy's hot restart: master-worker reload (see core/hot-restart.ts for the shape both fronts share).
 
 /** HAProxy master-worker: `reload` on the master CLI; each worker is a generation. */
 export class HaproxyHotRestart implements HotRestartEngine {

@@ -1,15 +1,17 @@
-import type { GatewayConfig } from '../lib/config.js';
-import { logger } from '../lib/log.js';
-import { dialHost } from '../lib/loopback.js';
-import { startConfiguredBackends, type BackendProcess } from './backend-process.js';
-import { openRegistry, startControlPlane, startRoomBus, Teardown, type StackOptions } from './control-plane.js';
-import { HaproxyDriver } from './haproxy-driver.js';
-import { haproxyEndpoints, HaproxyFront } from './haproxy.js';
-import { HaproxyHotRestart } from './hot-restart.js';
-import { assembleStack } from './assemble-stack.js';
-import type { Front, Stack } from './stack.js';
-import { assertPortFree } from './supervisor.js';
-import { ensureCertificate } from './tls.js';
+import type { GatewayConfig } from '../../lib/config.js';
+import { logger } from '../../lib/log.js';
+import { dialHost } from '../../lib/loopback.js';
+import { startConfiguredBackends, type BackendProcess } from '../core/backend-process.js';
+import { openRegistry, startControlPlane, startRoomBus } from '../core/control-plane.js';
+import { Teardown } from '../core/teardown.js';
+import { type StackOptions } from '../core/stack.js';
+import { HaproxyDriver } from './runtime-api.js';
+import { haproxyEndpoints, HaproxyFront } from './front.js';
+import { HaproxyHotRestart } from './reload.js';
+import { assembleStack } from '../core/stack.js';
+import type { Front, Stack } from '../core/stack.js';
+import { assertPortFree } from '../core/supervisor.js';
+import { ensureCertificate } from '../core/tls.js';
 
 // The stack with HAProxy in front (`--front haproxy`): N backend processes, HAProxy in master-worker
 // mode in front of them, and the control plane driving HAProxy over its runtime API.

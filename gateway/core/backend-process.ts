@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import { BACKEND_FIELDS, kebab, type GatewayConfig } from '../lib/config.js';
-import type { Teardown } from './control-plane.js';
+import { BACKEND_FIELDS, kebab, type GatewayConfig } from '../../lib/config.js';
+import type { Teardown } from './teardown.js';
 import { assertPortFree, RestartingChild, Supervised, waitFor, type RestartPolicy } from './supervisor.js';
 
 // A backend (`backend/main.ts`) as a child process of the gateway, the bench or a test, with every
@@ -10,7 +10,7 @@ import { assertPortFree, RestartingChild, Supervised, waitFor, type RestartPolic
 // same port (RestartingChild); the front's and the gateway's health checks take it out of rotation
 // while it is down and back in once /healthz answers.
 
-const BACKEND_MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'backend', 'main.ts');
+const BACKEND_MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'backend', 'main.ts');
 
 export interface BackendProcess {
   id: string;

@@ -1,21 +1,23 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import type { GatewayConfig } from '../lib/config.js';
-import { logger } from '../lib/log.js';
-import { dialHost } from '../lib/loopback.js';
-import { startConfiguredBackends, type BackendProcess } from './backend-process.js';
-import { openRegistry, startControlPlane, startRoomBus, Teardown, type StackOptions } from './control-plane.js';
-import { RemoteRestarter } from './envoy-restarter-control.js';
-import { EnvoyHotRestart } from './envoy-restarter.js';
-import { localRestarterUrl, startLocalRestarter, type LocalRestarter } from './envoy/local-restarter.js';
-import { requireEnvoy } from './envoy/binary.js';
-import { renderAdsEnvoyConfig } from './envoy/local.js';
-import { readEnvoyClusterHosts, readEnvoyFrontCounts, readEnvoyVersion } from './envoy/stats.js';
-import { GatewayError } from '../lib/errors.js';
-import { assembleStack } from './assemble-stack.js';
-import type { Front, Stack } from './stack.js';
-import { assertPortFree, canConnect, waitFor } from './supervisor.js';
-import { ensureCertificate } from './tls.js';
+import type { GatewayConfig } from '../../lib/config.js';
+import { logger } from '../../lib/log.js';
+import { dialHost } from '../../lib/loopback.js';
+import { startConfiguredBackends, type BackendProcess } from '../core/backend-process.js';
+import { openRegistry, startControlPlane, startRoomBus } from '../core/control-plane.js';
+import { Teardown } from '../core/teardown.js';
+import { type StackOptions } from '../core/stack.js';
+import { RemoteRestarter } from './restarter-control.js';
+import { EnvoyHotRestart } from './restarter.js';
+import { localRestarterUrl, startLocalRestarter, type LocalRestarter } from './local-restarter.js';
+import { requireEnvoy } from './binary.js';
+import { renderAdsEnvoyConfig } from './local.js';
+import { readEnvoyClusterHosts, readEnvoyFrontCounts, readEnvoyVersion } from './stats.js';
+import { GatewayError } from '../../lib/errors.js';
+import { assembleStack } from '../core/stack.js';
+import type { Front, Stack } from '../core/stack.js';
+import { assertPortFree, canConnect, waitFor } from '../core/supervisor.js';
+import { ensureCertificate } from '../core/tls.js';
 
 // The stack with Envoy in front (the default front). The control plane is the same as with HAProxy
 // (registry, health, drain, admin API, dashboard); Envoy follows the registry over xDS

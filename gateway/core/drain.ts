@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { logger } from '../lib/log.js';
+import { logger } from '../../lib/log.js';
 import type { HealthChecker } from './health.js';
 import type { Endpoint, EndpointRegistry } from './registry.js';
 

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { logger } from '../lib/log.js';
+import { logger } from '../../lib/log.js';
 import type { EndpointRegistry } from './registry.js';
 
 // Active health checks against each endpoint's /healthz. `fall` consecutive failures take an active

@@ -3,18 +3,18 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { GatewayError } from '../lib/errors.js';
-import { logger } from '../lib/log.js';
-import { parseRequestTarget } from '../lib/request-target.js';
-import type { BackendProcess } from './backend-process.js';
-import type { DrainController } from './drain.js';
-import type { EndpointPolicy } from './endpoint-policy.js';
+import { GatewayError } from '../../lib/errors.js';
+import { logger } from '../../lib/log.js';
+import { parseRequestTarget } from '../../lib/request-target.js';
+import type { BackendProcess } from '../core/backend-process.js';
+import type { DrainController } from '../core/drain.js';
+import type { EndpointPolicy } from '../core/endpoint-policy.js';
 import { HttpError, parseBody, readJsonBody } from './http-json.js';
-import type { HealthChecker } from './health.js';
-import { HaproxyConfigRejectedError } from './haproxy.js';
-import type { HotRestartEngine } from './hot-restart.js';
-import type { RestartEvent } from './supervisor.js';
-import type { XdsServer } from './xds/index.js';
+import type { HealthChecker } from '../core/health.js';
+import { HaproxyConfigRejectedError } from '../haproxy/front.js';
+import type { HotRestartEngine } from '../core/hot-restart.js';
+import type { RestartEvent } from '../core/supervisor.js';
+import type { XdsServer } from '../envoy/xds/index.js';
 import {
   addressSchema,
   endpointIdSchema,
@@ -24,7 +24,7 @@ import {
   weightSchema,
   type EndpointRegistry,
   type RegistryEvent,
-} from './registry.js';
+} from '../core/registry.js';
 
 // The gateway's admin API (JSON over HTTP, loopback by default):
 //   GET    /endpoints              list, with health and session counts
@@ -54,7 +54,7 @@ export interface AdminDeps {
   drain: DrainController;
   health: HealthChecker;
   hotRestart?: HotRestartEngine;
-  /** Which addresses POST /endpoints may register (gateway/endpoint-policy.ts); unset: any. */
+  /** Which addresses POST /endpoints may register (gateway/core/endpoint-policy.ts); unset: any. */
   endpointPolicy?: EndpointPolicy;
   xds?: Pick<XdsServer, 'versions'>;
   /** Client TCP connections vs WebSocket sessions at the front, as the proxy itself counts them. */

@@ -3,12 +3,12 @@ import type http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import type { GatewayConfig } from '../lib/config.js';
-import { GatewayError } from '../lib/errors.js';
-import { logger } from '../lib/log.js';
-import type { AdminDeps } from './admin-api.js';
-import { isLoopbackHost, LoadBusyError, LoadNotLocalError, loadRequestSchema, LoadRunner } from './web-load.js';
-import { escapeHtml, renderMarkdown } from './web-markdown.js';
+import type { GatewayConfig } from '../../lib/config.js';
+import { GatewayError } from '../../lib/errors.js';
+import { logger } from '../../lib/log.js';
+import type { AdminDeps } from './api.js';
+import { isLoopbackHost, LoadBusyError, LoadNotLocalError, loadRequestSchema, LoadRunner } from './load.js';
+import { escapeHtml, renderMarkdown } from './markdown.js';
 import { HttpError, parseBody, readJsonBody } from './http-json.js';
 
 // The page, the dashboard and the explainers, served by the admin API's server through its
@@ -29,7 +29,7 @@ import { HttpError, parseBody, readJsonBody } from './http-json.js';
 //   DELETE /load              stop the running load
 // Anything else returns false and falls through to the admin API's own routes.
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export interface WebOptions {
   /** The plain front as browsers reach it, `http://host:port` (the page derives `ws://`). */

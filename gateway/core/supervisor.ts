@@ -4,7 +4,7 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
-import { ChildProcessError, PortInUseError, TimeoutError } from '../lib/errors.js';
+import { ChildProcessError, PortInUseError, TimeoutError } from '../../lib/errors.js';
 
 // Child processes (backends, HAProxy) with their output turned into log lines and a stop that
 // always ends: SIGTERM, then SIGKILL after a grace period; and, for backends, kept running: started

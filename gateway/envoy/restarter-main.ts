@@ -1,6 +1,6 @@
 // Envoy hot restarter entrypoint (the Envoy container's entrypoint; also for a local `envoy` binary).
 //
-//   node --import tsx gateway/envoy-restarter-main.ts [flags] [-- <more Envoy args…>]
+//   node --import tsx gateway/envoy/restarter-main.ts [flags] [-- <more Envoy args…>]
 //
 // flags (all optional):
 //   --envoy-bin PATH                 Envoy binary (default: envoy, looked up on PATH)
@@ -17,18 +17,18 @@
 //   --skip-validate                  do not run `envoy --mode validate` before each restart
 //   --control-port N                 serve the restart control API (POST /restart, GET /epochs) on
 //                                    127.0.0.1:N, for a gateway in another process or container
-//                                    (gateway/envoy-restarter-control.ts); off by default
+//                                    (gateway/envoy/restarter-control.ts); off by default
 //   --control-host H                 loopback address for it (default 127.0.0.1; non-loopback is refused)
 //
 // Signals: SIGHUP → start the next epoch (queued while the newest is still initializing);
 // SIGTERM/SIGINT → SIGTERM every epoch, then exit (0 when all left in time); SIGUSR1 → forwarded.
 // Exit code 1 when an epoch died unexpectedly (every other epoch is stopped first), 2 on bad usage.
 import { z } from 'zod';
-import { loadConfig } from '../lib/config.js';
-import { GatewayError } from '../lib/errors.js';
-import { logger } from '../lib/log.js';
-import { EnvoyRestarter, graceReadiness, workerThreadsReadiness } from './envoy-restarter.js';
-import { startRestarterControl, type RestarterControl } from './envoy-restarter-control.js';
+import { loadConfig } from '../../lib/config.js';
+import { GatewayError } from '../../lib/errors.js';
+import { logger } from '../../lib/log.js';
+import { EnvoyRestarter, graceReadiness, workerThreadsReadiness } from './restarter.js';
+import { startRestarterControl, type RestarterControl } from './restarter-control.js';
 
 const schema = z.object({
   envoyBin: z.string().min(1).default('envoy'),
@@ -49,7 +49,7 @@ const log = logger('envoy-restarter');
 
 function usage(message: string): never {
   log.error({ code: 'GW_ERR_RESTARTER_USAGE' }, message);
-  process.stderr.write(`envoy-restarter: ${message}\nusage: node --import tsx gateway/envoy-restarter-main.ts [flags] [-- <envoy args…>] (see the top of gateway/envoy-restarter-main.ts)\n`);
+  process.stderr.write(`envoy-restarter: ${message}\nusage: node --import tsx gateway/envoy/restarter-main.ts [flags] [-- <envoy args…>] (see the top of gateway/envoy/restarter-main.ts)\n`);
   process.exit(2);
 }
 

@@ -10,7 +10,7 @@ import { benchEnvoyConcurrency, requireEnvoyForBench } from './envoy-route.js';
 import { BenchEnv, packageVersion } from './environment.js';
 import { probePeerSettings } from './peer-settings.js';
 import { BenchOptionError } from './errors.js';
-import { openFilesLimit } from './procfs.js';
+import { openFilesLimit } from '../lib/procfs.js';
 import { FULL, QUICK, type Profile } from './profiles.js';
 import { Progress } from './progress.js';
 import { charts, conditionsLines, html, markdown, renderText, tables, targetsTable } from './report.js';

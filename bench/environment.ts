@@ -4,18 +4,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { HaproxyFront } from '../gateway/haproxy/front.js';
-import { startStack } from '../gateway/stack.js';
-import { startConfiguredBackends, type BackendProcess } from '../gateway/core/backend-process.js';
-import { startRoomBus } from '../gateway/core/control-plane.js';
-import { Teardown } from '../gateway/core/teardown.js';
-import { freePort, privatePorts } from '../gateway/core/supervisor.js';
+import { HaproxyFront, startBackendsOnly, startStack, type BackendProcess } from '../gateway/harness.js';
+import { freePort, privatePorts } from '../lib/ports.js';
 import { defaults, gatewaySchema, type GatewayConfig } from '../lib/config.js';
 import { logger } from '../lib/log.js';
 import { EnvoyBenchProxy, requireEnvoyForBench } from './envoy-route.js';
 import { BenchOptionError } from './errors.js';
 import { INSPECTOR_LINE, remoteMemory, type RemoteMemory } from './inspector.js';
-import { pidListeningOn } from './procfs.js';
+import { pidListeningOn } from '../lib/procfs.js';
 import { HaproxyBenchProxy, type BenchProxy } from './proxies.js';
 import { ENVOY_ROUTES, HAPROXY_ROUTES, type RouteName } from './result.js';
 
@@ -65,20 +61,6 @@ interface BenchStack {
   haproxy?: HaproxyFront | undefined;
   frontUrl: string | undefined;
   stop(): Promise<void>;
-}
-
-/** Backends (and their room bus) without a front: for runs whose routes need no HAProxy (direct, ext). */
-async function startBackendsOnly(config: GatewayConfig, log: pino.Logger): Promise<BenchStack> {
-  const teardown = new Teardown();
-  try {
-    const bus = await startRoomBus(config, log);
-    teardown.add(() => bus.stop());
-    const backends = await startConfiguredBackends(config, log, 'lines', bus.redisUrl, teardown);
-    return { backends, redisUrl: bus.redisUrl, haproxy: undefined, frontUrl: undefined, stop: () => teardown.run() };
-  } catch (err) {
-    await teardown.run();
-    throw err;
-  }
 }
 
 export class BenchEnv {
@@ -171,7 +153,7 @@ export class BenchEnv {
       // external-front routes run where no HAProxy is installed (the compose bench container).
       stack = o.routes.some((r) => (HAPROXY_ROUTES as readonly string[]).includes(r))
         ? await startStack({ ...config, front: 'haproxy' }, { log: stackLog, childOutput: 'lines' })
-        : await startBackendsOnly(config, stackLog);
+        : { ...(await startBackendsOnly(config, stackLog)), haproxy: undefined, frontUrl: undefined };
     } catch (err) {
       rmSync(stateDir, { recursive: true, force: true });
       throw err;

@@ -1,16 +1,7 @@
-import { mkdirSync } from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
-import type { Logger } from 'pino';
-import { ENVOY_VERSION, findEnvoyBinary } from '../gateway/envoy/binary.js';
-import { renderAdsEnvoyConfig } from '../gateway/envoy/local.js';
-import { EnvoyAdminError, readAdminStats, readEnvoyFrontCounts, readEnvoyVersion } from '../gateway/envoy/stats.js';
-import { EndpointRegistry } from '../gateway/core/registry.js';
-import { canConnect, freePort, Supervised, waitFor } from '../gateway/core/supervisor.js';
-import { startXdsServer, type XdsServer } from '../gateway/envoy/xds/index.js';
+import { ENVOY_VERSION, findEnvoyBinary, StandaloneEnvoy } from '../gateway/harness.js';
 import { MissingToolError } from '../lib/errors.js';
-import { logger } from '../lib/log.js';
-import { openFilesLimit } from './procfs.js';
+import { openFilesLimit } from '../lib/procfs.js';
 import type { BenchProxy, ProxyCounts } from './proxies.js';
 
 // An Envoy route of the bench (`envoy`, `envoy-h2up`): one Envoy process fed by an xDS server of
@@ -81,124 +72,68 @@ const DIAGNOSTIC_STATS =
 export class EnvoyBenchProxy implements BenchProxy {
   readonly engine = 'envoy' as const;
   readonly name = 'Envoy';
-  readonly frontPort: number;
-  readonly adminUrl: string;
-  readonly registry: EndpointRegistry;
-  readonly xds: XdsServer;
+  readonly envoy: StandaloneEnvoy;
   readonly options: EnvoyRouteOptions;
-  version = '';
-  readonly #bin: string;
-  readonly #bootstrap: string;
-  readonly #adminPort: number;
-  readonly #log: Logger;
-  #process: Supervised | undefined;
   /** Envoy's messages by kind (level and text, without time and thread) → how often. */
-  readonly #messages = new Map<string, number>();
+  readonly #messages: Map<string, number>;
 
-  private constructor(o: EnvoyRouteOptions, bin: string, xds: XdsServer, registry: EndpointRegistry, ports: { front: number; admin: number }, bootstrap: string) {
-    this.options = o;
-    this.#bin = bin;
-    this.xds = xds;
-    this.registry = registry;
-    this.frontPort = ports.front;
-    this.#adminPort = ports.admin;
-    this.adminUrl = `http://${o.host}:${ports.admin}`;
-    this.#bootstrap = bootstrap;
-    this.#log = logger('envoy', { route: o.route });
+  private constructor(envoy: StandaloneEnvoy, options: EnvoyRouteOptions, messages: Map<string, number>) {
+    this.envoy = envoy;
+    this.options = options;
+    this.#messages = messages;
   }
 
   static async start(bin: string, o: EnvoyRouteOptions): Promise<EnvoyBenchProxy> {
-    const registry = new EndpointRegistry({ seed: o.backends, log: logger('registry', { route: o.route }) });
-    const front = await freePort(o.host);
-    const admin = await freePort(o.host);
-    // freePort, not 0: port 0 draws from the range outgoing connections use, which a storm fills.
-    const xds = await startXdsServer({
-      registry,
+    const messages = new Map<string, number>();
+    const envoy = await StandaloneEnvoy.start(bin, {
+      name: o.route,
       host: o.host,
-      port: await freePort(o.host),
-      log: logger('xds', { route: o.route }),
-      identifier: `h2-ws-gateway-bench-${o.route}`,
-      front: {
-        address: o.host,
-        port: front,
-        maxConcurrentStreams: o.maxConcurrentStreams,
-        upstreamProtocol: o.upstreamProtocol,
-        balance: o.balance,
+      backends: o.backends,
+      upstreamProtocol: o.upstreamProtocol,
+      maxConcurrentStreams: o.maxConcurrentStreams,
+      balance: o.balance,
+      // One worker per core, as HAProxy runs one thread per core (nbthread defaults to the CPUs it
+      // may run on): like for like. Each client connection stays on one worker (thread) in both, so
+      // h2-mux (one connection) compares one thread with one thread, and h1-upgrade spreads over all
+      // of them in both. See docs/bench.md.
+      concurrency: o.concurrency,
+      stateDir: o.stateDir,
+      onStderrLine: (line) => {
+        const kind = envoyMessageKind(line);
+        if (kind === undefined) return;
+        const seen = messages.get(kind) ?? 0;
+        messages.set(kind, seen + 1);
+        // The first of each kind is shown; repeats (one per failed socket when descriptors run out)
+        // are counted for the result's notes instead of flooding the terminal.
+        if (seen === 0) o.onOutput?.(`envoy (${o.route}): ${line}${kind.startsWith('error') ? " (repeats are counted in the result's notes)" : ''}`);
       },
     });
-    try {
-      const dir = path.join(o.stateDir, o.route);
-      mkdirSync(dir, { recursive: true });
-      const bootstrap = renderAdsEnvoyConfig({ adminHost: o.host, adminPort: admin, xdsHost: o.host, xdsPort: xds.port }, dir);
-      const proxy = new EnvoyBenchProxy(o, bin, xds, registry, { front, admin }, bootstrap);
-      await proxy.#startProcess();
-      return proxy;
-    } catch (err) {
-      await xds.close();
-      throw err;
-    }
+    return new EnvoyBenchProxy(envoy, o, messages);
+  }
+
+  get version(): string {
+    return this.envoy.version;
   }
 
   get url(): string {
-    return `http://${this.options.host}:${this.frontPort}`;
+    return this.envoy.url;
   }
 
-  async #startProcess(): Promise<void> {
-    const proc: Supervised = new Supervised({
-      name: `envoy (${this.options.route})`,
-      command: this.#bin,
-      args: [
-        '-c', this.#bootstrap,
-        // The bench never hot-restarts this Envoy; a base id of its own keeps it apart from any
-        // other Envoy on the machine all the same (the gateway's uses its admin port too).
-        '--disable-hot-restart',
-        '--base-id', String(this.#adminPort),
-        // One worker per core, as HAProxy runs one thread per core (nbthread defaults to the CPUs
-        // it may run on): like for like. Each client connection stays on one worker (thread) in
-        // both, so h2-mux (one connection) compares one thread with one thread, and h1-upgrade
-        // spreads over all of them in both. See docs/bench.md.
-        '--concurrency', String(this.options.concurrency),
-        '--log-level', 'warn',
-      ],
-      log: this.#log,
-      output: 'lines',
-      onStdoutLine: (line) => this.#log.debug(line),
-      onStderrLine: (line) => {
-        // Once the bench stops it, Envoy's "caught ENVOY_SIGTERM" and xDS-stream-closed warnings are expected.
-        if (proc.stopRequested) return this.#log.debug(line);
-        this.#log.warn(line);
-        const kind = envoyMessageKind(line);
-        if (kind === undefined) return;
-        const seen = this.#messages.get(kind) ?? 0;
-        this.#messages.set(kind, seen + 1);
-        // The first of each kind is shown; repeats (one per failed socket when descriptors run out)
-        // are counted for the result's notes instead of flooding the terminal.
-        if (seen === 0) this.options.onOutput?.(`envoy (${this.options.route}): ${line}${kind.startsWith('error') ? ' (repeats are counted in the result\'s notes)' : ''}`);
-      },
-    });
-    this.#process = proc;
-    try {
-      // The listener comes over LDS: accepting on the front port means the xDS server fed it.
-      await proc.whileRunning(waitFor(`Envoy (${this.options.route}) front listener`, () => canConnect(this.options.host, this.frontPort), 30_000));
-      await proc.whileRunning(this.xds.settled(30_000));
-      this.version = await readEnvoyVersion(this.adminUrl).catch(() => 'unknown');
-    } catch (err) {
-      await proc.stop(5_000);
-      throw err;
-    }
+  get frontPort(): number {
+    return this.envoy.frontPort;
   }
 
   async pid(): Promise<number | undefined> {
-    return this.#process?.running ? this.#process.pid : undefined;
+    return this.envoy.pid();
   }
 
   /** `http.front.downstream_rq_active`: each WebSocket session is one long-lived request. */
   async streams(): Promise<number> {
-    return (await readEnvoyFrontCounts(this.adminUrl)).sessions;
+    return (await this.envoy.counts()).sessions;
   }
 
   async counts(): Promise<ProxyCounts> {
-    const c = await readEnvoyFrontCounts(this.adminUrl);
+    const c = await this.envoy.counts();
     return { connections: c.connections, sessions: c.sessions, upstream: c.upstreamConnections };
   }
 
@@ -214,34 +149,22 @@ export class EnvoyBenchProxy implements BenchProxy {
     };
   }
 
-  /** Heap in use (admin /memory `allocated`, tcmalloc's count of bytes handed out). */
-  async memoryBytes(): Promise<number | null> {
-    const url = `${this.adminUrl}/memory`;
-    const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
-    if (!res.ok) throw new EnvoyAdminError(url, `HTTP ${res.status}`);
-    const allocated = Number(((await res.json()) as { allocated?: unknown }).allocated);
-    return Number.isFinite(allocated) ? allocated : null;
+  memoryBytes(): Promise<number | null> {
+    return this.envoy.allocatedBytes();
   }
 
-  /**
-   * Through this route's registry: every backend but `keep` DRAINING (EDS health_status; the cluster
-   * has no panic threshold, so Envoy sends new streams only to HEALTHY hosts), then wait for Envoy's ACK.
-   */
-  async pinTo(keep: string | undefined): Promise<void> {
-    for (const e of this.registry.list()) {
-      this.registry.update(e.id, { state: keep === undefined || e.id === keep ? 'active' : 'draining' });
-    }
-    await this.xds.settled();
+  /** Through this route's own registry: every backend but `keep` DRAINING over EDS, then Envoy's ACK. */
+  pinTo(keep: string | undefined): Promise<void> {
+    return this.envoy.pinTo(keep);
   }
 
   /**
    * Non-zero counters that say why streams were refused or the client connection dropped: the
-   * cluster's circuit breakers (max_requests, max_pending_requests, max_connections: 30,000 each in
-   * gateway/envoy/xds/resources.ts), failed upstream connects, codec errors and HTTP/2 flood protection on
-   * the front, and overload actions.
+   * cluster's circuit breakers (gateway/envoy/xds/resources.ts), failed upstream connects, codec
+   * errors and HTTP/2 flood protection on the front, and overload actions.
    */
   async diagnostics(): Promise<string[]> {
-    const stats = await readAdminStats(this.adminUrl, DIAGNOSTIC_STATS, 2_000).catch(() => undefined);
+    const stats = await this.envoy.stats(DIAGNOSTIC_STATS).catch(() => undefined);
     if (!stats) return []; // the admin API not answering is reported by the caller
     const hits = [...stats].filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v.toLocaleString('en-US')}`);
     return hits.length ? [`Envoy counted ${hits.join(', ')}`] : [];
@@ -253,13 +176,11 @@ export class EnvoyBenchProxy implements BenchProxy {
 
   /** Envoy has no reload that ends old streams sooner than a restart does: stop it and start it again. */
   async releaseStuck(): Promise<string> {
-    await this.#process?.stop(5_000);
-    await this.#startProcess();
+    await this.envoy.restart();
     return 'restarted that Envoy';
   }
 
-  async stop(): Promise<void> {
-    await this.#process?.stop(5_000);
-    await this.xds.close();
+  stop(): Promise<void> {
+    return this.envoy.stop();
   }
 }

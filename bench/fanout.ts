@@ -1,6 +1,6 @@
 import type { RawData } from 'ws';
 import type { WsClient, WsSession } from '../client/types.js';
-import { newHistogram, openSessions, recordMs, spreadOf, summarize, type LatencySummary } from './echo-probe.js';
+import { newHistogram, openSessions, recordMs, spreadOf, summarize, type LatencySummary } from '../client/echo-probe.js';
 
 // Fan-out: N members join one chat room, member 0 publishes, every other member records how long
 // each message took to reach it. All members live in this process, so one clock times both ends.

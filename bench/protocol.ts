@@ -1,4 +1,4 @@
-import type { EchoEachResult, LatencySummary, TimedEchoResult } from './echo-probe.js';
+import type { EchoEachResult, LatencySummary, TimedEchoResult } from '../client/echo-probe.js';
 import type { FanoutResult } from './fanout.js';
 
 // Messages between the bench (parent) and a load-generator process (bench/worker.ts) over the

@@ -1,4 +1,4 @@
-import type { HaproxyFront } from '../gateway/haproxy/front.js';
+import type { HaproxyFront } from '../gateway/harness.js';
 
 // The proxy a bench route goes through, in the terms the scenarios use, whichever it is: HAProxy
 // (runtime API, master-worker) or Envoy (admin API, fed over xDS by a registry of the bench's own;

@@ -1,4 +1,4 @@
-import type { LatencySummary } from './echo-probe.js';
+import type { LatencySummary } from '../client/echo-probe.js';
 import type { PeerSettings } from './peer-settings.js';
 
 // The shape of a bench result file (bench/results/<name>.json). `schema` changes when a field

@@ -10,11 +10,10 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as hdr from 'hdr-histogram-js';
 import { MuxClient } from '../client/index.js';
-import { startStack } from '../gateway/stack.js';
-import { type Stack } from '../gateway/core/stack.js';
-import { privatePorts } from '../gateway/core/supervisor.js';
+import { startStack, type Stack } from '../gateway/harness.js';
+import { privatePorts } from '../lib/ports.js';
 import { defaults, gatewaySchema, type GatewayConfig } from '../lib/config.js';
-import { cpuMs } from './procfs.js';
+import { cpuMs } from '../lib/procfs.js';
 
 const { values } = parseArgs({ options: { members: { type: 'string' }, messages: { type: 'string' }, reps: { type: 'string' } } });
 const members = Math.min(Number(values.members ?? 300), 2_000);

@@ -3,7 +3,7 @@ import type { BenchEnv, RouteInfo } from './environment.js';
 import type { PeerSettings } from './peer-settings.js';
 import { BenchWorkerError } from './errors.js';
 import { LoadGenerator } from './load-generator.js';
-import { cpuMs, establishedOf, rssBytes, socketCount, tcpTable, type TcpEntry } from './procfs.js';
+import { cpuMs, establishedOf, rssBytes, socketCount, tcpTable, type TcpEntry } from '../lib/procfs.js';
 import type { Profile } from './profiles.js';
 import { Progress } from './progress.js';
 import type { WorkerEvent } from './protocol.js';

@@ -1,7 +1,7 @@
-import type { LatencySummary } from './echo-probe.js';
+import type { LatencySummary } from '../client/echo-probe.js';
 import type { LoadGenerator } from './load-generator.js';
 import type { RouteInfo } from './environment.js';
-import { kernelTcpMemBytes } from './procfs.js';
+import { kernelTcpMemBytes } from '../lib/procfs.js';
 import type { Profile } from './profiles.js';
 import type { MemReply } from './protocol.js';
 import {

@@ -2,7 +2,7 @@
 // side has its own event loop and its own CPU account. It holds one WsClient (MuxClient or
 // H1Client, bound by 'init') and the sessions it opened, and runs one request at a time.
 import { H1Client, MuxClient, type WsClient, type WsSession } from '../client/index.js';
-import { closedLoopEcho, echoEach, openLoopEcho, openSessions, spreadOf } from './echo-probe.js';
+import { closedLoopEcho, echoEach, openLoopEcho, openSessions, spreadOf } from '../client/echo-probe.js';
 import { runFanout } from './fanout.js';
 import type { WorkerEvent, WorkerOp, WorkerReply, WorkerRequest, WorkerResults, WorkerTarget } from './protocol.js';
 

@@ -4,10 +4,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { runEchoProbe, type EchoProbeResult } from '../bench/echo-probe.js';
+import { runEchoProbe, type EchoProbeResult } from '../client/echo-probe.js';
 import { H1Client, MuxClient, type WsClient } from '../client/index.js';
-import { startStack } from '../gateway/stack.js';
-import { type Stack } from '../gateway/core/stack.js';
+import { startStack, type Stack } from '../gateway/harness.js';
 import { gatewaySchema, loadConfig } from '../lib/config.js';
 import { GatewayError } from '../lib/errors.js';
 import { logger } from '../lib/log.js';

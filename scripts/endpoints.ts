@@ -2,7 +2,7 @@
 //                      | remove <id> | weight <id> <n> | activate <id>`
 // A thin CLI over the gateway admin API (default http://127.0.0.1:9000, or --admin URL / ADMIN_PORT).
 import { parseArgs } from 'node:util';
-import { readAdminToken } from '../gateway/admin/token.js';
+import { readAdminToken } from '../gateway/harness.js';
 import { gatewaySchema, loadConfig } from '../lib/config.js';
 
 const USAGE = `usage: npm run endpoints -- <command> [options]

@@ -1,7 +1,7 @@
 // `npm run hot-restart [-- --status]`: ask the running gateway for a hot restart of the front
 // (POST /hot-restart), or show the live generations (GET /hot-restart).
 import { parseArgs } from 'node:util';
-import { readAdminToken } from '../gateway/admin/token.js';
+import { readAdminToken } from '../gateway/harness.js';
 import { gatewaySchema, loadConfig } from '../lib/config.js';
 
 const { values } = parseArgs({ options: { admin: { type: 'string' }, status: { type: 'boolean' } } });

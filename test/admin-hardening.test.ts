@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEndpointPolicy } from '../gateway/core/endpoint-policy.js';
-import { freePort } from '../gateway/core/supervisor.js';
+import { freePort } from '../lib/ports.js';
 import { startTestStack } from './helpers/stack.js';
 
 // The admin API against hostile callers: writes from foreign pages, bodies that are not JSON,

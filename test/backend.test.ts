@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { H1Client, MuxClient, type WsClient, type WsSession } from '../client/index.js';
 import { startBackendProcess } from '../gateway/core/backend-process.js';
-import { freePort } from '../gateway/core/supervisor.js';
+import { freePort } from '../lib/ports.js';
 import { backendSchema, defaults, gatewaySchema } from '../lib/config.js';
 import { logger } from '../lib/log.js';
 import { startBackend, type Backend } from '../backend/server.js';

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackendProcess, type BackendProcess } from '../gateway/core/backend-process.js';
-import { freePort } from '../gateway/core/supervisor.js';
+import { freePort } from '../lib/ports.js';
 import { createWebRoutes, EXPLAINERS, type WebRoutes } from '../gateway/admin/pages.js';
 import { renderMarkdown } from '../gateway/admin/markdown.js';
 import { logger } from '../lib/log.js';

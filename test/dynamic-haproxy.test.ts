@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MuxClient } from '../client/index.js';
 import { startBackendProcess, type BackendProcess } from '../gateway/core/backend-process.js';
-import { freePort } from '../gateway/core/supervisor.js';
+import { freePort } from '../lib/ports.js';
 import { logger } from '../lib/log.js';
 import { countBy, startTestStack, waitUntil } from './helpers/stack.js';
 

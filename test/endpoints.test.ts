@@ -3,7 +3,7 @@ import { H1Client, MuxClient, type WsSession } from '../client/index.js';
 import { SequencedEcho } from '../client/sequenced-echo.js';
 import { startBackendProcess, type BackendProcess } from '../gateway/core/backend-process.js';
 import type { DrainResult } from '../gateway/core/drain.js';
-import { freePort } from '../gateway/core/supervisor.js';
+import { freePort } from '../lib/ports.js';
 import { logger } from '../lib/log.js';
 import { describeEachFront } from './helpers/front-matrix.js';
 import { countBy, sleep, startTestStack, waitUntil } from './helpers/stack.js';

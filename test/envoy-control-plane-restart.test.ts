@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { MuxClient } from '../client/index.js';
 import { readAdminStats } from '../gateway/envoy/stats.js';
 import { startBackendProcess, type BackendProcess } from '../gateway/core/backend-process.js';
-import { privatePorts } from '../gateway/core/supervisor.js';
+import { privatePorts } from '../lib/ports.js';
 import { defaults, gatewaySchema } from '../lib/config.js';
 import { logger } from '../lib/log.js';
 import { envoySkipReason } from './helpers/envoy.js';

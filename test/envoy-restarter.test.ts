@@ -18,7 +18,7 @@ import {
   readAdminStats,
   type EnvoyRestarterOptions,
 } from '../gateway/envoy/restarter.js';
-import { freePort } from '../gateway/core/supervisor.js';
+import { freePort } from '../lib/ports.js';
 
 // Tests of the Envoy hot-restart RESTARTER's process logic (gateway/envoy/restarter.ts and its
 // entrypoint gateway/envoy/restarter-main.ts), with real processes. The child it starts here is

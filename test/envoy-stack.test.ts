@@ -12,7 +12,7 @@ import { renderAdsEnvoyConfig } from '../gateway/envoy/local.js';
 import { envoySkipReason } from './helpers/envoy.js';
 import { formatProblem, validateEnvoyFile } from '../gateway/envoy/validate.js';
 import { MuxClient } from '../client/mux-client.js';
-import { freePort, privatePorts } from '../gateway/core/supervisor.js';
+import { freePort, privatePorts } from '../lib/ports.js';
 import { logger } from '../lib/log.js';
 import { rawRequest } from './helpers/raw-ws.js';
 import { AdsTestClient, syncLikeEnvoy } from './helpers/xds-ads-client.js';

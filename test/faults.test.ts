@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { MuxClient, type WsSession } from '../client/index.js';
 import { SessionKeeper, type KeptSession } from '../client/session-keeper.js';
-import { freePort } from '../gateway/core/supervisor.js';
+import { freePort } from '../lib/ports.js';
 import { echo, sleep, startTestStack, waitUntil } from './helpers/stack.js';
 import { describeEachFront } from './helpers/front-matrix.js';
 

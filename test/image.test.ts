@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENVOY_VERSION } from '../gateway/envoy/binary.js';
 import WebSocket from 'ws';
-import { freePort } from '../gateway/core/supervisor.js';
+import { freePort } from '../lib/ports.js';
 import { echo } from './helpers/stack.js';
 
 // The Dockerfile, checked without Docker (none can run on our build machines): what it says is

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MuxClient } from '../client/index.js';
-import { canConnect, freePort } from '../gateway/core/supervisor.js';
+import { canConnect, freePort } from '../lib/ports.js';
 import { echo } from './helpers/stack.js';
 
 // `npm start` as a user runs it: a process that prints a ready line, serves, and on SIGTERM stops

@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import { RestartingChild, Supervised, waitFor, type RestartEvent } from '../gateway/core/supervisor.js';
+import { RestartingChild, Supervised, type RestartEvent } from '../gateway/core/supervisor.js';
+import { waitFor } from '../lib/ports.js';
 import { sleep, waitUntil } from './helpers/stack.js';
 
 // RestartingChild with real child processes (plain node scripts standing in for a backend): what

@@ -7,7 +7,7 @@ import { WebSocketServer } from 'ws';
 import { startBackend, type Backend } from '../backend/server.js';
 import { H1Client, MuxClient } from '../client/index.js';
 import { HaproxyFront } from '../gateway/haproxy/front.js';
-import { assertPortFree } from '../gateway/core/supervisor.js';
+import { assertPortFree } from '../lib/ports.js';
 import { backendSchema, defaults, gatewaySchema } from '../lib/config.js';
 import { createSniffingServer } from '../lib/protocol-sniffer.js';
 import { describeEachFront } from './helpers/front-matrix.js';

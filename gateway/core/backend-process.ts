@@ -3,7 +3,8 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { BACKEND_FIELDS, kebab, type GatewayConfig } from '../../lib/config.js';
 import type { Teardown } from './teardown.js';
-import { assertPortFree, RestartingChild, Supervised, waitFor, type RestartPolicy } from './supervisor.js';
+import { RestartingChild, Supervised, type RestartPolicy } from './supervisor.js';
+import { assertPortFree, waitFor } from '../../lib/ports.js';
 
 // A backend (`backend/main.ts`) as a child process of the gateway, the bench or a test, with every
 // backend setting the gateway has passed down as flags. One that crashes is started again on the

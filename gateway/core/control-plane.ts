@@ -13,7 +13,7 @@ import type { HotRestartEngine } from './hot-restart.js';
 import { startLocalRedis } from './redis.js';
 import { EndpointRegistry } from './registry.js';
 import { Teardown } from './teardown.js';
-import { assertPortFree } from './supervisor.js';
+import { assertPortFree } from '../../lib/ports.js';
 import { startXdsServer, type XdsServer } from '../envoy/xds/index.js';
 import type { FrontOptions } from '../envoy/xds/resources.js';
 

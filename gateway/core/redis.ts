@@ -5,7 +5,8 @@ import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { MissingToolError } from '../../lib/errors.js';
 import { logger } from '../../lib/log.js';
-import { assertPortFree, canConnect, Supervised, waitFor } from './supervisor.js';
+import { Supervised } from './supervisor.js';
+import { assertPortFree, canConnect, waitFor } from '../../lib/ports.js';
 
 // A local redis-server as a child process, for the room bus when no REDIS_URL is given.
 // In-memory only (no RDB/AOF): room history is a recovery window, not a database.

@@ -7,7 +7,7 @@ import type { GatewayConfig } from '../../lib/config.js';
 import { GatewayError } from '../../lib/errors.js';
 import { dialHost } from '../../lib/loopback.js';
 import { RemoteRestarter } from './restarter-control.js';
-import { assertPortFree, waitFor } from '../core/supervisor.js';
+import { assertPortFree, waitFor } from '../../lib/ports.js';
 
 // The local Envoy runs under the hot-restart orchestrator (gateway/envoy/restarter-main.ts) in a
 // process of its own, not inside the gateway: Envoy asks the kernel for SIGTERM when its parent dies

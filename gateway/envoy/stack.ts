@@ -16,7 +16,7 @@ import { readEnvoyClusterHosts, readEnvoyFrontCounts, readEnvoyVersion } from '.
 import { GatewayError } from '../../lib/errors.js';
 import { assembleStack } from '../core/stack.js';
 import type { Front, Stack } from '../core/stack.js';
-import { assertPortFree, canConnect, waitFor } from '../core/supervisor.js';
+import { assertPortFree, canConnect, waitFor } from '../../lib/ports.js';
 import { ensureCertificate } from '../core/tls.js';
 
 // The stack with Envoy in front (the default front). The control plane is the same as with HAProxy

@@ -8,7 +8,8 @@ import type { Logger } from 'pino';
 import type { GatewayConfig } from '../../lib/config.js';
 import { GatewayError, MissingToolError } from '../../lib/errors.js';
 import { logger } from '../../lib/log.js';
-import { assertPortFree, canConnect, Supervised, waitFor } from '../core/supervisor.js';
+import { Supervised } from '../core/supervisor.js';
+import { assertPortFree, canConnect, waitFor } from '../../lib/ports.js';
 
 // HAProxy as the local front: render the config from the template, run it in master-worker mode,
 // and talk to it over its runtime API (stats socket) and master CLI.

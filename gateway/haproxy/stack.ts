@@ -10,7 +10,7 @@ import { haproxyEndpoints, HaproxyFront } from './front.js';
 import { HaproxyHotRestart } from './reload.js';
 import { assembleStack } from '../core/stack.js';
 import type { Front, Stack } from '../core/stack.js';
-import { assertPortFree } from '../core/supervisor.js';
+import { assertPortFree } from '../../lib/ports.js';
 import { ensureCertificate } from '../core/tls.js';
 
 // The stack with HAProxy in front (`--front haproxy`): N backend processes, HAProxy in master-worker

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { chromium, type BrowserContext } from 'playwright-core';
 import type { GatewayConfig } from '../../lib/config.js';
-import type { Stack } from '../../gateway/core/stack.js';
+import type { Stack } from '../../gateway/harness.js';
 import { startTestStack } from './stack.js';
 import { createWebRoutes, webOptionsFromConfig, type WebOptions, type WebRoutes } from '../../gateway/admin/pages.js';
 

@@ -1,6 +1,6 @@
-import { establishedOf, tcpTable } from '../../bench/procfs.js';
+import { establishedOf, tcpTable } from '../../lib/procfs.js';
 import type { WsSession } from '../../client/types.js';
-import type { Stack } from '../../gateway/core/stack.js';
+import type { Stack } from '../../gateway/harness.js';
 
 // Which hot-restart generation carries a session, asked of the kernel rather than of the proxy: the
 // process that owns the proxy's end of the session's TCP connection. The same for every front

@@ -4,10 +4,8 @@ import path from 'node:path';
 import type { WebSocket } from 'ws';
 import { defaults, gatewaySchema, type GatewayConfig } from '../../lib/config.js';
 import type { AdminDeps } from '../../gateway/admin/api.js';
-import { startBackendProcess, type BackendProcess } from '../../gateway/core/backend-process.js';
-import { startStack } from '../../gateway/stack.js';
-import { type Stack } from '../../gateway/core/stack.js';
-import { freePort, privatePorts } from '../../gateway/core/supervisor.js';
+import { startBackendProcess, startStack, type BackendProcess, type Stack } from '../../gateway/harness.js';
+import { freePort, privatePorts } from '../../lib/ports.js';
 import { logger } from '../../lib/log.js';
 
 /**

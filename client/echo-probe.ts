@@ -1,6 +1,6 @@
 import * as hdr from 'hdr-histogram-js';
 import type { RawData } from 'ws';
-import type { WsClient, WsSession } from '../client/types.js';
+import type { WsClient, WsSession } from './types.js';
 
 // Echo measurements over sessions of one WsClient, whichever transport carries them.
 //   runEchoProbe   — the demo's table: open N, echo M on each, one in flight per session.

@@ -90,9 +90,10 @@ export class Routes {
     const capacity = limits.maxMessagesPerSecond * 2;
     let tokens = capacity;
     let refilledAt = performance.now();
+    const traffic = metrics.traffic[session.transport];
     session.ws.on('message', (data) => {
-      metrics.messages.inc({ direction: 'in', transport: session.transport });
-      metrics.bytes.inc({ direction: 'in', transport: session.transport }, rawLength(data));
+      traffic.messagesIn++;
+      traffic.bytesIn += rawLength(data);
       const now = performance.now();
       tokens = Math.min(capacity, tokens + ((now - refilledAt) / 1000) * limits.maxMessagesPerSecond);
       refilledAt = now;
@@ -123,8 +124,9 @@ export class Routes {
       if (limits.slowConsumerPolicy === 'close') session.ws.close(CloseCode.POLICY_VIOLATION, 'slow consumer');
       return; // 'drop': this message is skipped; the session gets the next one that fits
     }
-    this.#ctx.metrics.messages.inc({ direction: 'out', transport: session.transport });
-    this.#ctx.metrics.bytes.inc({ direction: 'out', transport: session.transport }, typeof data === 'string' ? Buffer.byteLength(data) : data.length);
+    const traffic = metrics.traffic[session.transport];
+    traffic.messagesOut++;
+    traffic.bytesOut += typeof data === 'string' ? Buffer.byteLength(data) : data.length;
     session.ws.send(data, { binary });
   }
 

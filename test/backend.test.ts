@@ -145,6 +145,34 @@ describe('backend HTTP endpoints', () => {
     expect(metrics).toMatch(/ws_messages_total\{[^}]*direction="in"[^}]*transport="h1"/);
     expect(metrics).toMatch(/ws_bytes_total/);
   });
+  it('counts every message and byte in both directions per transport (exported on scrape)', async () => {
+    const counted = async () => {
+      const text = await (await fetch(`${url}/metrics`)).text();
+      const read = (name: string, direction: string, transport: string) =>
+        Number(new RegExp(`^${name}\\{direction="${direction}",transport="${transport}"[^}]*\\} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
+      return Object.fromEntries(
+        (['h1', 'h2'] as const).flatMap((t) => [
+          [`${t} messages in`, read('ws_messages_total', 'in', t)],
+          [`${t} messages out`, read('ws_messages_total', 'out', t)],
+          [`${t} bytes in`, read('ws_bytes_total', 'in', t)],
+          [`${t} bytes out`, read('ws_bytes_total', 'out', t)],
+        ]),
+      );
+    };
+    const before = await counted();
+    for (const [transport, make] of [['h2', (u: string) => new MuxClient(u)], ['h1', (u: string) => new H1Client(u)]] as const) {
+      const c = make(url);
+      const s = await c.open('/echo');
+      for (let i = 0; i < 7; i++) await echo(s.ws, 'x'.repeat(10));
+      await c.close();
+      const after = await counted();
+      expect(after[`${transport} messages in`]! - before[`${transport} messages in`]!).toBe(7);
+      expect(after[`${transport} messages out`]! - before[`${transport} messages out`]!).toBe(7);
+      expect(after[`${transport} bytes in`]! - before[`${transport} bytes in`]!).toBe(70);
+      expect(after[`${transport} bytes out`]! - before[`${transport} bytes out`]!).toBe(70);
+      Object.assign(before, after);
+    }
+  });
   it('answers 426 to a plain GET on a WebSocket route', async () => {
     expect((await fetch(`${url}/echo`)).status).toBe(426);
   });

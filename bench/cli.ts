@@ -235,7 +235,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       hdrHistogram: packageVersion('hdr-histogram-js'),
     },
     conditions: {
-      backends: env.backends.length,
+      backends: env.backends.filter((b) => b.id !== 'ref').length,
       loopback: true,
       gateway: {
         upstreamProtocol: env.config.upstreamProtocol,

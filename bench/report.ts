@@ -42,7 +42,7 @@ const COLORS: Record<string, string> = {
 export const colorOf = (path: PathName, route: RouteName) => COLORS[`${path}|${route}`] ?? '#555';
 
 /** Tables and charts list routes in this order: the HAProxy routes, the Envoy routes, the rest. */
-const ROUTE_ORDER: readonly RouteName[] = ['front', 'front-h2up', 'envoy', 'envoy-h2up', 'ext', 'direct'];
+const ROUTE_ORDER: readonly RouteName[] = ['front', 'front-h2up', 'envoy', 'envoy-h2up', 'ext', 'direct', 'reference'];
 
 /** The proxy a route goes through, for labels: 'HAProxy', 'Envoy', or 'proxy' (ext: not ours). */
 const proxyName = (r: RouteName) =>
@@ -324,7 +324,7 @@ export interface Chart {
 }
 
 /** Short route names under the idle-memory bars. */
-const IDLE_LABEL: Record<RouteName, string> = { front: 'HAProxy', 'front-h2up': 'HAProxy h2up', envoy: 'Envoy', 'envoy-h2up': 'Envoy h2up', direct: 'direct', ext: 'ext' };
+const IDLE_LABEL: Record<RouteName, string> = { front: 'HAProxy', 'front-h2up': 'HAProxy h2up', envoy: 'Envoy', 'envoy-h2up': 'Envoy h2up', direct: 'direct', reference: 'bare ws', ext: 'ext' };
 
 /** x position of a percentile on a "nines" axis: 90% → 1, 99% → 2, 99.9% → 3 … */
 const nines = (p: number) => -Math.log10(Math.max(1e-5, 1 - p / 100));

@@ -65,6 +65,8 @@ export const EXPLAINERS: ReadonlyArray<{ name: string; title: string }> = [
   { name: 'balancing', title: 'Per-stream vs per-connection balancing' },
   { name: 'endpoints', title: 'Adding and draining backends live' },
   { name: 'hot-restart', title: 'Hot restart and live streams' },
+  { name: 'flow-control', title: 'Flow control under multiplexing' },
+  { name: 'closing', title: 'How sessions end: GOAWAY, RST_STREAM and close codes' },
   { name: 'watch-frames', title: 'Watch the frames yourself' },
   { name: 'browsers', title: 'Browsers and RFC 8441' },
 ];

@@ -196,8 +196,9 @@ export function frontRouteConfiguration(o: ResourceOptions): JsonObject {
         routes: [
           {
             match: { prefix: '/' },
-            // timeout 0s: a WebSocket's response never completes, so the 15 s default would cut
-            // every session; stream_idle_timeout and the PING keepalive bound dead ones instead.
+            // timeout 0s: no route timer. It starts when the downstream request ends (a WebSocket's
+            // never does) and, since Envoy 1.36, runs from an upgrade to the backend's answer, so it
+            // only bounds the handshake; stream_idle_timeout and the PING keepalive bound dead sessions.
             route: {
               cluster: o.cluster,
               timeout: '0s',

@@ -147,6 +147,8 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
             backend: config.id,
             sessions: sessions.size,
             transports: byClientTransport,
+            // Messages since start, both directions and transports: the dashboard charts their rate.
+            messages: metrics.traffic.h1.messagesIn + metrics.traffic.h2.messagesIn + metrics.traffic.h1.messagesOut + metrics.traffic.h2.messagesOut,
             bus: { kind: bus.kind, status: bus.status() },
             rooms: routes.roomSizes(),
           }),

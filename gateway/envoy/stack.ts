@@ -12,6 +12,7 @@ import { EnvoyHotRestart } from './restarter.js';
 import { localRestarterUrl, startLocalRestarter, type LocalRestarter } from './local-restarter.js';
 import { requireEnvoy } from './binary.js';
 import { renderAdsEnvoyConfig } from './local.js';
+import { sampledAroundRestarts, totalsAcrossRestarts } from '../core/running-totals.js';
 import { readEnvoyClusterHosts, readEnvoyFrontCounts, readEnvoyVersion } from './stats.js';
 import { GatewayError } from '../../lib/errors.js';
 import { assembleStack } from '../core/stack.js';
@@ -67,13 +68,13 @@ export async function startEnvoyStack(config: GatewayConfig, options: StackOptio
 
     // Local: the restarter process this gateway starts (or finds running); remote: compose's Envoy container.
     const restarterUrl = config.envoyRestarterUrl ?? localRestarterUrl(config);
-    const hotRestart = new EnvoyHotRestart(new RemoteRestarter(restarterUrl), { adminUrl: envoyAdminUrl });
     let version: string | undefined;
     const host = dialHost(config.host);
-    const counts = async () => {
+    const counts = totalsAcrossRestarts(async () => {
       version ??= await readEnvoyVersion(envoyAdminUrl).catch(() => undefined);
       return { ...(await readEnvoyFrontCounts(envoyAdminUrl)), version: version ?? 'unknown' };
-    };
+    });
+    const hotRestart = sampledAroundRestarts(new EnvoyHotRestart(new RemoteRestarter(restarterUrl), { adminUrl: envoyAdminUrl }), counts);
     const plane = await startControlPlane(config, registry, {
       hotRestart,
       front: counts,

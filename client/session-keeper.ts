@@ -80,7 +80,7 @@ function offsetOf(text: string): string | undefined {
 }
 
 /** Message recovery: reopen with `?since=<last offset>` so the backend replays what was missed. */
-export function resumePath(path: string, offset: string | undefined): string {
+function resumePath(path: string, offset: string | undefined): string {
   if (!offset) return path;
   const url = new URL(path, 'http://x');
   url.searchParams.set('since', offset);

@@ -16,7 +16,7 @@ import { assertPortFree, canConnect, waitFor } from '../../lib/ports.js';
 
 const run = promisify(execFile);
 export const DEFAULT_TEMPLATE = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'haproxy', 'haproxy.cfg.tmpl');
-export const HAPROXY_INSTALL_HINT = 'sudo apt-get install -y haproxy   (Debian/Ubuntu; HAProxy 2.6+ is needed for RFC 8441)';
+const HAPROXY_INSTALL_HINT = 'sudo apt-get install -y haproxy   (Debian/Ubuntu; HAProxy 2.6+ is needed for RFC 8441)';
 
 export interface ServerEntry {
   id: string;
@@ -66,7 +66,7 @@ export class HaproxyCommandError extends GatewayError {
 }
 
 /** Fill `{{name}}` placeholders; an unknown or unused placeholder is a bug in the template. */
-export function renderTemplate(template: string, values: Record<string, string | number>): string {
+function renderTemplate(template: string, values: Record<string, string | number>): string {
   const used = new Set<string>();
   const out = template.replace(/\{\{(\w+)\}\}/g, (_m, name: string) => {
     if (!(name in values)) throw new TemplateError(`haproxy template uses {{${name}}}, which has no value`);
@@ -78,7 +78,7 @@ export function renderTemplate(template: string, values: Record<string, string |
   return out;
 }
 
-export function renderHaproxyConfig(settings: HaproxySettings, servers: readonly ServerEntry[], statsSocket: string, tlsPem?: string): string {
+function renderHaproxyConfig(settings: HaproxySettings, servers: readonly ServerEntry[], statsSocket: string, tlsPem?: string): string {
   const lines = servers
     .map((s) => `    server ${s.id} ${s.host}:${s.port} ${serverOptions(settings, s.weight)}${s.state && s.state !== 'active' ? ' disabled' : ''}`)
     .join('\n');
@@ -102,7 +102,7 @@ export function renderHaproxyConfig(settings: HaproxySettings, servers: readonly
 }
 
 /** Send one command to a HAProxy CLI socket (runtime API or master CLI) and read the whole answer. */
-export function socketCommand(socketPath: string, command: string, timeoutMs = 5_000): Promise<string> {
+function socketCommand(socketPath: string, command: string, timeoutMs = 5_000): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(socketPath);
     const chunks: Buffer[] = [];
@@ -115,7 +115,7 @@ export function socketCommand(socketPath: string, command: string, timeoutMs = 5
 }
 
 /** Parse `show stat` CSV into one object per proxy/server row. */
-export function parseShowStat(csv: string): Array<Record<string, string>> {
+function parseShowStat(csv: string): Array<Record<string, string>> {
   const lines = csv.split('\n').filter((l) => l.trim());
   const header = lines.shift()?.replace(/^# /, '').split(',') ?? [];
   return lines.map((line) => Object.fromEntries(line.split(',').map((v, i) => [header[i] ?? String(i), v])));
@@ -144,7 +144,7 @@ export class HaproxyConfigRejectedError extends GatewayError {
   }
 }
 
-export async function haproxyVersion(bin = 'haproxy'): Promise<string> {
+async function haproxyVersion(bin = 'haproxy'): Promise<string> {
   try {
     const { stdout } = await run(bin, ['-v']);
     return /version (\S+)/.exec(stdout)?.[1] ?? 'unknown';

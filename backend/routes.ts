@@ -39,9 +39,8 @@ export interface RouteContext {
 export type RouteMatch = { name: 'echo' } | { name: 'chat'; room: string } | { name: 'feed' };
 export type RouteResult = RouteMatch | { error: { status: number; message: string } } | undefined;
 
-export const ROOM_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
-export const MAX_CHAT_TEXT = 4096;
-const UNSUPPORTED_DATA = 1003;
+const ROOM_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+const MAX_CHAT_TEXT = 4096;
 
 /** Map a handshake path to a route; an error (bad room name, bad ?since) is answered at the handshake. */
 export function matchRoute(pathname: string, params?: URLSearchParams): RouteResult {
@@ -187,7 +186,7 @@ export class Routes {
 
     onFrame = (data, isBinary) => {
       if (isBinary) {
-        ws.close(UNSUPPORTED_DATA, 'chat accepts JSON text frames only');
+        ws.close(CloseCode.UNSUPPORTED_DATA, 'chat accepts JSON text frames only');
         return;
       }
       let text: unknown;

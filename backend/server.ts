@@ -265,7 +265,7 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
 
   // ---- HTTP/2: extended CONNECT (RFC 8441) and plain requests ---------------------------------
   // Everything goes through 'stream': a compatibility 'request' listener next to it resets
-  // extended CONNECT streams right after the 200 (see FIELD-NOTES).
+  // extended CONNECT streams right after the 200.
   const h2 = http2.createServer({
     settings: { enableConnectProtocol: true, maxConcurrentStreams: config.h2MaxConcurrentStreams },
     maxSessionMemory: config.maxSessionMemoryMb,

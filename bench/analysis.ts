@@ -430,7 +430,3 @@ function cpuWhy(runs: readonly ThroughputRun[], key: string | undefined, f: Targ
         'The front adds a third process that touches every message twice (in and out).'
     : '';
 }
-
-export function isStorm(r: AnyRun): r is StormRun {
-  return r.scenario === 'storm';
-}

@@ -78,7 +78,7 @@ function write(file: string, text: string): void {
   writeFileSync(file, text);
 }
 
-export async function main(argv: readonly string[]): Promise<number> {
+async function main(argv: readonly string[]): Promise<number> {
   const compareAt = argv.indexOf('--compare');
   if (compareAt >= 0) {
     const [a, b] = [argv[compareAt + 1], argv[compareAt + 2]];

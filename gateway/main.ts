@@ -1,7 +1,7 @@
 // `npm start`: 3 backends + Envoy in front on 127.0.0.1:8080 (fed over xDS) and the control plane,
 // until Ctrl-C / SIGTERM. `npm start -- --front haproxy`: the same with HAProxy in front.
 import { gatewaySchema, loadConfig, type GatewayConfig } from '../lib/config.js';
-import { GatewayError } from '../lib/errors.js';
+import { ConfigError, GatewayError } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
 import { isLoopbackHost } from '../lib/loopback.js';
 import { adminTokenFile } from './admin/token.js';
@@ -16,9 +16,9 @@ try {
   const { config, flags } = loadConfig(gatewaySchema, process.argv.slice(2), process.env, { insecure: { type: 'boolean' } });
   const insecure = flags.insecure === true || process.env.INSECURE === '1';
   if (!isLoopbackHost(config.host) && !config.jwtSecret && !insecure) {
-    throw new GatewayError(
-      'GW_ERR_CONFIG',
-      `invalid config field "host": refusing to serve ${config.host} (not loopback) without handshake auth; set JWT_SECRET (--jwt-secret), or pass --insecure to do it anyway`,
+    throw new ConfigError(
+      'host',
+      `refusing to serve ${config.host} (not loopback) without handshake auth; set JWT_SECRET (--jwt-secret), or pass --insecure to do it anyway`,
     );
   }
   await run(config);

@@ -8,7 +8,7 @@ import { runEchoProbe, type EchoProbeResult } from '../client/echo-probe.js';
 import { H1Client, MuxClient, type WsClient } from '../client/index.js';
 import { startStack, type Stack } from '../gateway/harness.js';
 import { gatewaySchema, loadConfig } from '../lib/config.js';
-import { GatewayError } from '../lib/errors.js';
+import { ConfigError, GatewayError } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
 
 const log = logger('demo');
@@ -53,9 +53,9 @@ try {
   });
   const sessions = Number(flags.sessions ?? 1000);
   const messages = Number(flags.messages ?? 5);
-  if (!Number.isInteger(sessions) || sessions < 1 || sessions > 10_000) throw new GatewayError('GW_ERR_CONFIG', '--sessions must be 1..10000');
-  if (!Number.isInteger(messages) || messages < 1 || messages > 1000) throw new GatewayError('GW_ERR_CONFIG', '--messages must be 1..1000');
-  if (flags.only !== undefined && flags.only !== 'h1' && flags.only !== 'h2') throw new GatewayError('GW_ERR_CONFIG', '--only must be h1 or h2');
+  if (!Number.isInteger(sessions) || sessions < 1 || sessions > 10_000) throw new ConfigError('--sessions', 'must be 1..10000');
+  if (!Number.isInteger(messages) || messages < 1 || messages > 1000) throw new ConfigError('--messages', 'must be 1..1000');
+  if (flags.only !== undefined && flags.only !== 'h1' && flags.only !== 'h2') throw new ConfigError('--only', 'must be h1 or h2');
 
   let stack: Stack | undefined;
   let stateDir: string | undefined;

@@ -1,13 +1,13 @@
 import type http from 'node:http';
 import type { z } from 'zod';
-import { GatewayError } from '../../lib/errors.js';
+import { GatewayError, type ErrorCode } from '../../lib/errors.js';
 
 // JSON over HTTP for the admin server's routes (admin API and web): one error type that carries its
 // status, one bounded body reader, one validator whose message names the bad field.
 
 export class HttpError extends GatewayError {
   readonly status: number;
-  constructor(status: number, code: string, message: string) {
+  constructor(status: number, code: ErrorCode, message: string) {
     super(code, message);
     this.status = status;
   }

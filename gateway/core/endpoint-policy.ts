@@ -18,7 +18,7 @@ export interface EndpointPolicyOptions {
 
 export type EndpointPolicy = (host: string, port: number) => Promise<void>;
 
-export function parseCidr(cidr: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } {
+function parseCidr(cidr: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } {
   const [address = '', bits] = cidr.split('/');
   const family = net.isIPv4(address) ? 'ipv4' : net.isIPv6(address) ? 'ipv6' : undefined;
   const prefix = Number(bits ?? (family === 'ipv4' ? 32 : 128));

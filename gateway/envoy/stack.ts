@@ -29,6 +29,13 @@ import { ensureCertificate } from '../core/tls.js';
 //     docker compose, reached over its loopback control API; the backends are containers too
 //     (--manage-backends false).
 
+/** Stopping or starting Envoy itself is for whoever runs its restarter; here that is another container. */
+class EnvoyRemoteError extends GatewayError {
+  constructor(what: string, restarterUrl: string) {
+    super('GW_ERR_ENVOY_REMOTE', `${what}: this Envoy runs under a remote restarter (${restarterUrl}); stop and start it where it runs (docker compose)`);
+  }
+}
+
 export async function startEnvoyStack(config: GatewayConfig, options: StackOptions = {}): Promise<Stack> {
   const log = options.log ?? logger('gateway');
   // Fail before anything starts when there is neither a remote restarter nor a local binary.
@@ -102,7 +109,7 @@ export async function startEnvoyStack(config: GatewayConfig, options: StackOptio
       await startLocal();
     }
     const localOnly = (what: string) => {
-      if (!envoyBin) throw new GatewayError('GW_ERR_ENVOY_REMOTE', `${what}: this Envoy runs under a remote restarter (${restarterUrl}); stop and start it where it runs (docker compose)`);
+      if (!envoyBin) throw new EnvoyRemoteError(what, restarterUrl);
     };
     // Envoy never routes to an endpoint the registry holds down (no panic mode), and a state dir
     // from an earlier run may hold every endpoint down until the health checks see it again.

@@ -180,6 +180,14 @@ describeEachFront('browser: chat page and dashboard in Chromium, through the fro
 
       // Let a poll land the endpoint health (b4's first check, the h2 split) before the picture.
       await expect.poll(() => page.locator('[data-endpoint=b4] td[data-field=sessions]').innerText(), { timeout: 3_000 }).not.toBe('–');
+      // The charts over time: a line per backend (b4 too), the front's sessions reaching the load,
+      // messages per second from the backends' counts, and a dashed mark at the hot restart.
+      await expect.poll(() => page.locator('[data-testid=chart-backends] path[data-series=b4]').count(), { timeout: 5_000 }).toBe(1);
+      await page.locator('[data-testid=chart-front] line.mark.hot-restart').waitFor({ state: 'attached', timeout: 3_000 });
+      const peak = (field: 'sessions' | 'messagesPerS') =>
+        page.evaluate((f) => Math.max(0, ...(window as unknown as { gwDashboard: { history: Array<Record<string, number | null>> } }).gwDashboard.history.map((s) => s[f] ?? 0)), field);
+      await expect.poll(() => peak('sessions'), { timeout: 5_000 }).toBeGreaterThanOrEqual(200);
+      await expect.poll(() => peak('messagesPerS'), { timeout: 10_000 }).toBeGreaterThan(0);
       const shot = await screenshot(page, `dashboard-${front}.png`);
       expect(shot.width).toBeGreaterThanOrEqual(1_000);
       expect(shot.bytes).toBeGreaterThan(20_000);

@@ -315,8 +315,9 @@ describe('web routes without a browser', () => {
     expect((await fetch(`${base}/explain/no-such-page`)).status).toBe(404);
   });
 
+  // GitHub-flavoured tables: a `|` inside a cell, code span or not, is written `\|`.
   it('renders Markdown with all text escaped', () => {
-    const { title, html } = renderMarkdown('# A <b>title</b>\n\nSome `<code>` and **`bold code`** and <script>x</script>.\n\n| a | b |\n|---|---|\n| `x|y` | [link](other.md) |\n', {
+    const { title, html } = renderMarkdown('# A <b>title</b>\n\nSome `<code>` and **`bold code`** and <script>x</script>.\n\n| a | b |\n|---|---|\n| `x\\|y` | [link](other.md) |\n', {
       link: (href) => `/explain/${href.replace('.md', '')}`,
     });
     expect(title).toBe('A <b>title</b>');

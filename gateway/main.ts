@@ -30,7 +30,7 @@ try {
 async function run(config: GatewayConfig): Promise<void> {
   // The chat page, live dashboard and explainers, served by the admin server.
   const web = createWebRoutes(webOptionsFromConfig(config));
-  const stack = await startStack(config, { log, extraRoutes: web });
+  const stack = await startStack(config, { log, extraRoutes: web.routes });
   const { front } = stack;
   const how =
     front.engine === 'envoy'

@@ -1,5 +1,4 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,6 +7,7 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackendProcess, type BackendProcess } from '../gateway/core/backend-process.js';
 import { freePort } from '../lib/ports.js';
+import { createAdminHttpServer, type AdminHttpServer } from '../gateway/admin/http-server.js';
 import { createWebRoutes, EXPLAINERS, type WebRoutes } from '../gateway/admin/pages.js';
 import { renderMarkdown } from '../gateway/admin/markdown.js';
 import { logger } from '../lib/log.js';
@@ -249,7 +249,7 @@ describeEachFront('browser: chat page and dashboard in Chromium, through the fro
 // The routes on their own (no stack, no browser): bench report discovery, the load endpoint's bounds,
 // falling through to the admin API for everything else, and the Markdown renderer's escaping.
 describe('web routes without a browser', () => {
-  let server: http.Server;
+  let server: AdminHttpServer;
   let base: string;
   let routes: WebRoutes;
   let benchDir: string;
@@ -257,17 +257,16 @@ describe('web routes without a browser', () => {
   beforeAll(async () => {
     benchDir = mkdtempSync(path.join(os.tmpdir(), 'gw-bench-'));
     routes = createWebRoutes({ frontUrl: 'http://127.0.0.1:1', benchDir, log: logger('web-test') });
-    server = http.createServer((req, res) => {
-      void routes(req, res, new URL(req.url ?? '/', 'http://admin')).then((handled) => {
-        if (!handled) res.writeHead(418).end('not mine');
-      });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    // The admin server's HTTP layer without the admin API: what the pages leave alone answers 418.
+    server = createAdminHttpServer(logger('web-test'));
+    await server.register(routes.routes);
+    server.setNotFoundHandler((_request, reply) => reply.code(418).send('not mine'));
+    await server.listen({ port: 0, host: '127.0.0.1' });
+    base = `http://127.0.0.1:${(server.server.address() as AddressInfo).port}`;
   });
   afterAll(async () => {
     await routes?.close();
-    await new Promise<void>((r) => server?.close(() => r()));
+    await server?.close();
     rmSync(benchDir, { recursive: true, force: true });
   });
 
@@ -293,7 +292,7 @@ describe('web routes without a browser', () => {
   });
 
   it('bounds the load: at most 2,000 sessions and 60 s, known fields only, one run at a time', async () => {
-    const post = (body: unknown) => fetch(`${base}/load`, { method: 'POST', body: JSON.stringify(body) });
+    const post = (body: unknown) => fetch(`${base}/load`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     for (const [body, field] of [
       [{ sessions: 2_001, seconds: 5 }, 'sessions'],
       [{ sessions: 10, seconds: 61 }, 'seconds'],
@@ -324,8 +323,9 @@ describe('web routes without a browser', () => {
     expect((await fetch(`${base}/explain/no-such-page`)).status).toBe(404);
   });
 
+  // GitHub-flavoured tables: a `|` inside a cell, code span or not, is written `\|`.
   it('renders Markdown with all text escaped', () => {
-    const { title, html } = renderMarkdown('# A <b>title</b>\n\nSome `<code>` and **`bold code`** and <script>x</script>.\n\n| a | b |\n|---|---|\n| `x|y` | [link](other.md) |\n', {
+    const { title, html } = renderMarkdown('# A <b>title</b>\n\nSome `<code>` and **`bold code`** and <script>x</script>.\n\n| a | b |\n|---|---|\n| `x\\|y` | [link](other.md) |\n', {
       link: (href) => `/explain/${href.replace('.md', '')}`,
     });
     expect(title).toBe('A <b>title</b>');

@@ -1,6 +1,6 @@
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
-import { HttpError } from '../admin/http-json.js';
+import { HttpError } from '../admin/http-server.js';
 
 // Which addresses the admin API may register as backends. Registering an endpoint sends client
 // sessions to it, so by default only loopback is allowed (configurable CIDRs), names are resolved

@@ -207,6 +207,36 @@ describeEachFront('browser: chat page and dashboard in Chromium, through the fro
     }
   });
 
+  it.skipIf(!chromiumPath)('a first visit without the token: a login page, a wrong token said so, the right one opens the dashboard', async () => {
+    const { context } = browser!;
+    await context.clearCookies();
+    const page = await context.newPage();
+    try {
+      const res = await page.goto(`${stack!.adminUrl}/dashboard`);
+      expect(res?.status()).toBe(401);
+      await page.locator('[data-testid=login]').waitFor({ timeout: 5_000 });
+      // The stylesheet is open to anyone: the login page is styled, not raw.
+      expect(await page.evaluate(() => getComputedStyle(document.querySelector('main')!).maxWidth)).toBe('560px');
+      await screenshot(page, `login-${front}.png`);
+
+      await page.locator('[data-testid=login-token]').fill('not-the-token');
+      await page.locator('[data-testid=login-submit]').click();
+      await page.locator('[data-testid=login-error]').waitFor({ timeout: 5_000 });
+
+      await page.locator('[data-testid=login-token]').fill(stack!.adminToken);
+      await page.locator('[data-testid=login-submit]').click();
+      await page.locator('#live.on').waitFor({ timeout: 10_000 });
+      // The token left the address bar for a cookie.
+      expect(page.url()).toBe(`${stack!.adminUrl}/dashboard`);
+      // API clients still get JSON.
+      const api = await fetch(`${stack!.adminUrl}/endpoints`, { headers: { accept: 'application/json' } });
+      expect(api.status).toBe(401);
+      expect(((await api.json()) as { error: { code: string } }).error.code).toBe('GW_ERR_UNAUTHORIZED');
+    } finally {
+      await page.close();
+    }
+  });
+
   it.skipIf(!chromiumPath)('TLS front: with an HTTP/2 connection already open, Chrome carries the page\'s WebSocket as an RFC 8441 stream', async () => {
     const page = await browser!.context.newPage();
     try {

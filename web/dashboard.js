@@ -337,7 +337,9 @@ function sample() {
 
 function renderCharts() {
   const h = state.history;
-  const common = { marks: state.marks, windowMs: HISTORY_MS };
+  // The window grows with the page's age, from one minute up to five: a fresh page is not a squashed line at the right edge.
+  const age = h.length ? Date.now() - h[0].at : 0;
+  const common = { marks: state.marks, windowMs: Math.min(HISTORY_MS, Math.max(60_000, age)) };
   const ids = [...new Set(h.flatMap((s) => Object.keys(s.backends)))].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
   drawTimeChart($('chart-backends'), {
     ...common,

@@ -11,7 +11,7 @@ const COOKIE = 'gw_admin';
 
 export interface AccessOptions {
   token: string;
-  /** Paths anyone may GET (health checks). */
+  /** Paths anyone may GET (health checks, and the stylesheet the login page uses). */
   openPaths: ReadonlySet<string>;
   /** The origins a browser shows for this server's own pages (known once it listens). */
   ownOrigins: () => ReadonlySet<string>;
@@ -42,6 +42,10 @@ export function guardAdminAccess(app: AdminHttpServer, options: AccessOptions): 
     }
     if (!authorized(request.headers)) {
       reply.header('www-authenticate', 'Bearer realm="gateway admin"');
+      // A person at a browser gets a form to paste the token into; API clients keep the JSON 401.
+      if (read && /\btext\/html\b/.test(request.headers.accept ?? '')) {
+        return reply.code(401).header('content-type', 'text/html; charset=utf-8').header('cache-control', 'no-store').send(loginPage(url.pathname, offered !== null));
+      }
       throw new HttpError(401, 'GW_ERR_UNAUTHORIZED', 'admin API needs the admin token (Authorization: Bearer <token>); see .gateway/admin-token or ADMIN_TOKEN');
     }
     // The admin cookie alone is no proof of intent: SameSite does not tell ports apart on 127.0.0.1,
@@ -52,4 +56,24 @@ export function guardAdminAccess(app: AdminHttpServer, options: AccessOptions): 
       throw new HttpError(403, 'GW_ERR_ORIGIN', `refused ${request.method} from Origin ${origin}: the admin API takes writes from its own pages (${[...own][0]}) or from clients that send no Origin`);
     }
   });
+}
+
+const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/** The login form: a GET of the same page with ?token=, which the hook above trades for the cookie. */
+function loginPage(path: string, wrongToken: boolean): string {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign in — h2 WebSocket gateway</title><link rel="stylesheet" href="/assets/app.css"></head>
+<body><main class="login" data-testid="login">
+<h1>h2 WebSocket gateway</h1>
+<p>The admin pages need the admin token. It is in <code>admin-token</code> in the gateway's state directory
+(<code>.gateway/admin-token</code> by default; <code>ADMIN_TOKEN</code> if you set one), and in the <code>open:</code> link
+<code>npm start</code> printed.</p>
+${wrongToken ? '<p class="error" data-testid="login-error">That token is not this gateway\'s.</p>' : ''}
+<form method="get" action="${escapeHtml(path)}">
+<label>admin token <input name="token" type="password" autocomplete="current-password" size="40" required autofocus data-testid="login-token"></label>
+<button type="submit" class="primary" data-testid="login-submit">Sign in</button>
+</form></main></body></html>
+`;
 }

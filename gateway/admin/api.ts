@@ -145,7 +145,7 @@ export async function startAdminApi(deps: AdminDeps, host: string, port: number)
   });
 
   let ownOrigins = new Set<string>();
-  guardAdminAccess(app, { token: deps.token, openPaths: new Set(['/healthz']), ownOrigins: () => ownOrigins });
+  guardAdminAccess(app, { token: deps.token, openPaths: new Set(['/healthz', '/assets/app.css']), ownOrigins: () => ownOrigins });
   const methodsFor = trackRouteMethods(app);
   await app.register(fastifySse);
 

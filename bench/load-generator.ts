@@ -1,6 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { withoutSecrets } from '../lib/config.js';
 import { BenchWorkerError } from './errors.js';
 import type { ResultOf, WorkerEvent, WorkerOp, WorkerReply, WorkerRequest, WorkerTarget } from './protocol.js';
 
@@ -52,7 +53,7 @@ export class LoadGenerator {
       execArgv: ['--import', 'tsx', '--expose-gc', `--max-old-space-size=${options.maxOldSpaceMb ?? 2048}`],
       // Its logs (warnings only) must not mix with the summary on our stdout.
       stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
-      env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', NODE_OPTIONS: '' },
+      env: { ...withoutSecrets(process.env), LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', NODE_OPTIONS: '' },
     });
     child.stdout?.pipe(process.stderr);
     const timeoutMs = options.startTimeoutMs ?? 20_000;

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { withoutSecrets } from '../lib/config.js';
 import { freePort } from '../lib/ports.js';
 import { BenchWorkerError } from './errors.js';
 import { INSPECTOR_LINE } from './inspector.js';
@@ -23,6 +24,7 @@ export interface ReferenceServer {
 export async function startReferenceServer(host: string, timeoutMs = 30_000): Promise<ReferenceServer> {
   const port = await freePort(host);
   const child = spawn(process.execPath, ['--inspect=127.0.0.1:0', '--import', 'tsx', SERVER, '--port', String(port), '--host', host], {
+    env: withoutSecrets(process.env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let inspectorUrl: string | undefined;

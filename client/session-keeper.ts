@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { RawData } from 'ws';
 import { CloseCode, reopensAfter } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
+import { redactSecrets } from '../lib/redact.js';
 import type { OpenSessionOptions, WsClient, WsSession } from './types.js';
 
 // Keeps sessions open across the things a proxy does to them: a hot restart's old generation
@@ -156,6 +157,6 @@ export class SessionKeeper {
       }
     }
     this.#gaveUp++;
-    kept.emit('gave-up', new Error(`gave up reopening ${kept.path} after ${this.#options.maxAttempts} attempts`));
+    kept.emit('gave-up', new Error(`gave up reopening ${redactSecrets(kept.path)} after ${this.#options.maxAttempts} attempts`));
   }
 }

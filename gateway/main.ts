@@ -18,7 +18,7 @@ try {
   if (!isLoopbackHost(config.host) && !config.jwtSecret && !insecure) {
     throw new ConfigError(
       'host',
-      `refusing to serve ${config.host} (not loopback) without handshake auth; set JWT_SECRET (--jwt-secret), or pass --insecure to do it anyway`,
+      `refusing to serve ${config.host} (not loopback) without handshake auth; set JWT_SECRET (or --jwt-secret-file PATH), or pass --insecure to do it anyway`,
     );
   }
   await run(config);

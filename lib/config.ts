@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
@@ -7,6 +8,7 @@ import { ConfigError } from './errors.js';
 //   env var    FRONT_PORT=8081        (SCREAMING_SNAKE_CASE of the field name)
 //   default    below
 // Values are validated once at start-up; a bad value throws ConfigError naming the field and its source.
+// Secrets (SECRET_FIELDS) are the exception to the first way: environment or file only.
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
@@ -140,7 +142,57 @@ export type BackendConfig = z.infer<typeof backendSchema>;
 
 /** `frontPort` → `front-port`: the CLI flag of a config field. */
 export const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-const screamingSnake = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase();
+/** `frontPort` → `FRONT_PORT`: the env var of a config field. */
+export const envName = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase();
+
+/** A Redis URL is a secret when it carries a password (in the userinfo, or ioredis's `?password=`);
+ *  one that does not even parse is treated as one, since nothing then says it carries none. */
+function urlCarriesPassword(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return url.password !== '' || url.searchParams.has('password');
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * Fields whose value is a secret, with what makes a given value one. A secret is never taken from a
+ * command-line flag: any local user reads every process's argv (`ps`, /proc/<pid>/cmdline), while
+ * /proc/<pid>/environ is readable by the same user and root only. So a secret comes from the
+ * environment (`JWT_SECRET=…`) or from a file only its owner reads (`--jwt-secret-file PATH` or
+ * `JWT_SECRET_FILE=PATH`; one trailing newline dropped). The flag itself is refused, not warned
+ * about: by the time a warning is read the secret has been on the command line, and the process
+ * exits at once this way. The gateway hands secrets to the backends it starts through their
+ * environment (gateway/core/backend-process.ts).
+ */
+export const SECRET_FIELDS: Readonly<Record<string, (value: string) => boolean>> = Object.freeze({
+  jwtSecret: () => true,
+  adminToken: () => true,
+  redisUrl: urlCarriesPassword,
+});
+const isSecretField = (key: string) => Object.hasOwn(SECRET_FIELDS, key);
+
+/** The env vars that carry a secret or name a secret's file (JWT_SECRET, JWT_SECRET_FILE, …). */
+export const SECRET_ENV_NAMES: readonly string[] = Object.keys(SECRET_FIELDS).flatMap((key) => [envName(key), `${envName(key)}_FILE`]);
+
+/**
+ * `env` without any secret: what a child that needs none of them (HAProxy, Envoy, Redis, the
+ * restarter, bench workers) gets, so a secret given to the gateway goes no further than needed.
+ */
+export function withoutSecrets(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out = { ...env };
+  for (const name of SECRET_ENV_NAMES) delete out[name];
+  return out;
+}
+
+function readSecretFile(key: string, file: string, origin: string): string {
+  try {
+    return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+  } catch (err) {
+    throw new ConfigError(key, `could not read the file given by ${origin} (${file}): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
 
 type Source = { value: string; origin: string };
 
@@ -157,6 +209,7 @@ export function loadConfig<S extends z.ZodObject>(
   const keys = Object.keys(schema.shape);
   const options: Record<string, { type: 'string' | 'boolean' }> = { ...extraFlags };
   for (const key of keys) options[kebab(key)] = { type: 'string' };
+  for (const key of keys.filter(isSecretField)) options[`${kebab(key)}-file`] = { type: 'string' };
 
   let parsed;
   try {
@@ -167,15 +220,31 @@ export function loadConfig<S extends z.ZodObject>(
 
   const raw: Record<string, unknown> = {};
   const sources: Record<string, Source> = {};
+  const given = (v: string | undefined): v is string => v !== undefined && v !== '';
   for (const key of keys) {
     const flag = parsed.values[kebab(key)];
-    const envName = screamingSnake(key);
+    const variable = envName(key);
+    const fileFlag = parsed.values[`${kebab(key)}-file`];
+    const fileVariable = `${variable}_FILE`;
     if (typeof flag === 'string') {
+      if (isSecretField(key) && SECRET_FIELDS[key]!(flag)) {
+        throw new ConfigError(
+          key,
+          `--${kebab(key)} would put a secret on the command line, where every local user can read it (ps, /proc/<pid>/cmdline); ` +
+            `set ${variable} in the environment, or pass --${kebab(key)}-file PATH (a file only you can read)`,
+        );
+      }
       raw[key] = flag;
       sources[key] = { value: flag, origin: `--${kebab(key)}` };
-    } else if (env[envName] !== undefined && env[envName] !== '') {
-      raw[key] = env[envName];
-      sources[key] = { value: env[envName]!, origin: `env ${envName}` };
+    } else if (typeof fileFlag === 'string') {
+      raw[key] = readSecretFile(key, fileFlag, `--${kebab(key)}-file`);
+      sources[key] = { value: String(raw[key]), origin: `the file of --${kebab(key)}-file` };
+    } else if (given(env[variable])) {
+      raw[key] = env[variable];
+      sources[key] = { value: env[variable]!, origin: `env ${variable}` };
+    } else if (isSecretField(key) && given(env[fileVariable])) {
+      raw[key] = readSecretFile(key, env[fileVariable]!, `env ${fileVariable}`);
+      sources[key] = { value: String(raw[key]), origin: `the file of env ${fileVariable}` };
     }
   }
 
@@ -184,7 +253,8 @@ export function loadConfig<S extends z.ZodObject>(
     const issue = result.error.issues[0]!;
     const key = String(issue.path[0] ?? 'config');
     const src = sources[key];
-    const where = src ? ` (from ${src.origin}=${JSON.stringify(src.value)})` : '';
+    // A secret's value is never repeated, even a wrong one: the message goes to the log.
+    const where = src ? ` (from ${src.origin}${isSecretField(key) ? '' : `=${JSON.stringify(src.value)}`})` : '';
     throw new ConfigError(issue.path.join('.') || key, `${issue.message}${where}`);
   }
 

@@ -7,6 +7,11 @@
 // WebSocket close codes are the second table: `CLOSE_CODES` (code, meaning, who sends it, whether
 // SessionKeeper reopens after it). The backend closes with `CloseCode.*`; the client decides to
 // reopen with `reopensAfter()`.
+//
+// Messages end up in logs, so GatewayError redacts query values and URL passwords from every one
+// (lib/redact.ts): a client's `?token=` never reaches a log through an error.
+
+import { redactSecrets } from './redact.js';
 
 export const ERROR_CODES = {
   // Clients, adapter, process start-up (classes below)
@@ -116,7 +121,7 @@ export abstract class GatewayError extends Error {
   readonly code: ErrorCode;
 
   constructor(code: ErrorCode, message: string, options: { cause?: unknown } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    super(redactSecrets(message), options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
   }
@@ -214,9 +219,10 @@ export class PortInUseError extends GatewayError {
 
 /** A request target (HTTP/1.1 request line, HTTP/2 `:path`) that is not a path we can route: answered 400. */
 export class BadRequestTargetError extends GatewayError {
+  /** The target, query values redacted. */
   readonly target: string;
   constructor(target: string, reason: string) {
     super('GW_ERR_BAD_REQUEST_TARGET', `bad request target ${JSON.stringify(target.slice(0, 200))}: ${reason}`);
-    this.target = target;
+    this.target = redactSecrets(target);
   }
 }

@@ -3,7 +3,8 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 // What the bench reads about other processes, straight from Linux /proc (never assumed):
 // CPU time, RSS, open sockets, and TCP sockets by state and port (matched to a process through the
-// socket inodes in its /proc/<pid>/fd). Every reader returns undefined/empty when the process is gone.
+// socket inodes in its /proc/<pid>/fd), and a process tree with each member's argv and environment
+// (what the secrets test scans). Every reader returns undefined/empty when the process is gone.
 
 let ticksPerSecond: number | undefined;
 
@@ -181,4 +182,50 @@ export function pidListeningOn(port: number): number | undefined {
     for (const inode of inodes) if (listening.has(inode)) return Number(name);
   }
   return undefined;
+}
+
+/** Parent pid of a process (field 4 of /proc/<pid>/stat). */
+function parentPid(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** `pid` and every live process below it (children, theirs, …), read from each process's parent pid. */
+export function processTree(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const parent = parentPid(Number(name));
+    if (parent !== undefined) children.set(parent, [...(children.get(parent) ?? []), Number(name)]);
+  }
+  const tree: number[] = [];
+  for (const queue = [pid]; queue.length > 0; ) {
+    const next = queue.shift()!;
+    tree.push(next);
+    queue.push(...(children.get(next) ?? []));
+  }
+  return tree;
+}
+
+/** A process's argv as every local user sees it (/proc/<pid>/cmdline); [] when it is gone. */
+export function commandLine(pid: number): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+/** A process's environment at exec (/proc/<pid>/environ: readable by the same user and root only); {} when unreadable. */
+export function environment(pid: number): Record<string, string> {
+  try {
+    const entries = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean);
+    return Object.fromEntries(entries.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+  } catch {
+    return {};
+  }
 }

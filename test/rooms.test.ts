@@ -1,7 +1,9 @@
+import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { H1Client, MuxClient } from '../client/index.js';
 import { SessionKeeper, type KeptSession } from '../client/session-keeper.js';
 import type { WsSession } from '../client/types.js';
+import { localRedisConfigFile } from '../gateway/core/redis.js';
 import { describeEachFront } from './helpers/front-matrix.js';
 import { rawH2Request } from './helpers/raw-ws.js';
 import { countBy, jsonInbox, sleep, startTestStack, waitUntil } from './helpers/stack.js';
@@ -149,10 +151,10 @@ describeEachFront('Redis stopped and restarted mid-run', (front) => {
       const health = async (b: number) => (await (await fetch(`${stack.backends[b]!.url}/healthz`)).json()).status;
       expect(await health(0)).toBe('ok');
 
-      // Find the redis child through the stack's cleanup: stop it by its port.
-      const redisPort = new URL(stack.redisUrl!).port;
+      // Stop the stack's redis child by its port, with its password (REDISCLI_AUTH: not on redis-cli's command line).
+      const redis = new URL(stack.redisUrl!);
       const { execFileSync } = await import('node:child_process');
-      execFileSync('redis-cli', ['-p', redisPort, 'shutdown', 'nosave']);
+      execFileSync('redis-cli', ['-p', redis.port, 'shutdown', 'nosave'], { env: { ...process.env, REDISCLI_AUTH: decodeURIComponent(redis.password) } });
       await waitUntil(async () => (await health(0)) === 'degraded', 5_000, 'b1 reports degraded');
 
       // GET /rooms reads Redis: the failure escapes the handler and its last resort answers 500 on
@@ -170,7 +172,8 @@ describeEachFront('Redis stopped and restarted mid-run', (front) => {
       expect((await (await fetch(`${stack.backends[0]!.url}/metrics`)).text())).toMatch(/room_bus_up\{[^}]*kind="redis"[^}]*\} 0/);
 
       const { spawn } = await import('node:child_process');
-      const again = spawn('redis-server', ['--port', redisPort, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+      // The same settings and password again: the backends still hold the URL they were given.
+      const again = spawn('redis-server', [localRedisConfigFile(path.join(stack.config.stateDir, 'redis'))], { stdio: 'ignore' });
       try {
         await waitUntil(async () => (await health(0)) === 'ok' && (await health(1)) === 'ok', 10_000, 'bus recovers');
         await sleep(300); // resubscribe after reconnect

@@ -1,15 +1,19 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import { BACKEND_FIELDS, kebab, type GatewayConfig } from '../../lib/config.js';
+import { BACKEND_FIELDS, envName, kebab, SECRET_FIELDS, withoutSecrets, type GatewayConfig } from '../../lib/config.js';
 import type { Teardown } from './teardown.js';
 import { RestartingChild, Supervised, type RestartPolicy } from './supervisor.js';
 import { assertPortFree, waitFor } from '../../lib/ports.js';
 
 // A backend (`backend/main.ts`) as a child process of the gateway, the bench or a test, with every
-// backend setting the gateway has passed down as flags. One that crashes is started again on the
-// same port (RestartingChild); the front's and the gateway's health checks take it out of rotation
-// while it is down and back in once /healthz answers.
+// backend setting the gateway has passed down as flags — except the secrets (the JWT secret, a Redis
+// URL that may carry a password), which go in its environment: any local user reads a process's
+// command line, only the same user (and root) its environment. The environment rather than a 0600
+// file in the state dir: nothing is left on disk after a crash (the state dir may be a kept volume,
+// as in docker compose), and env vars are already how every config field can be given. One that
+// crashes is started again on the same port (RestartingChild); the front's and the gateway's health
+// checks take it out of rotation while it is down and back in once /healthz answers.
 
 const BACKEND_MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'backend', 'main.ts');
 
@@ -44,20 +48,22 @@ export async function startBackendProcess(
 ): Promise<BackendProcess> {
   await assertPortFree(config.host, port, `backend ${id}`);
   const childLog = log.child({ backend: id });
+  const flags: string[] = [];
+  // Only the secrets this backend is given, not whatever the gateway's own environment holds (a
+  // REDIS_URL there must not reach a backend run with `--room-bus none`).
+  const env = withoutSecrets(process.env);
+  const settings: Record<string, unknown> = { ...Object.fromEntries(BACKEND_FIELDS.map((key) => [key, config[key]])), redisUrl };
+  for (const [key, value] of Object.entries(settings)) {
+    if (value === undefined || (Array.isArray(value) && value.length === 0)) continue;
+    const text = Array.isArray(value) ? value.join(',') : String(value);
+    if (Object.hasOwn(SECRET_FIELDS, key)) env[envName(key)] = text;
+    else flags.push(`--${kebab(key)}`, text);
+  }
   const spawn = () => new Supervised({
     name: `backend ${id}`,
     command: process.execPath,
-    args: [
-      '--import', 'tsx', BACKEND_MAIN,
-      '--id', id, '--port', String(port), '--host', config.host,
-      // Every backend setting the gateway has (limits, auth, ...) goes down as a flag.
-      ...BACKEND_FIELDS.flatMap((key) => {
-        const value = config[key];
-        if (value === undefined || (Array.isArray(value) && value.length === 0)) return [];
-        return [`--${kebab(key)}`, Array.isArray(value) ? value.join(',') : String(value)];
-      }),
-      ...(redisUrl ? ['--redis-url', redisUrl] : []),
-    ],
+    args: ['--import', 'tsx', BACKEND_MAIN, '--id', id, '--port', String(port), '--host', config.host, ...flags],
+    env,
     log: childLog,
     output,
     onStdoutLine: (line) => childLog.debug({ child: line }),

@@ -33,6 +33,7 @@ export function openRegistry(config: GatewayConfig): EndpointRegistry {
 /**
  * The Redis URL the backends share for rooms: the configured one, else a local redis-server this
  * gateway starts (stopped by `stop`), else none (rooms then stay per backend; said in the log).
+ * Either may carry a password: it goes to the backends through their environment, never argv.
  */
 export async function startRoomBus(config: GatewayConfig, log: Logger): Promise<{ redisUrl: string | undefined; stop(): Promise<void> }> {
   if (config.roomBus !== 'redis') return { redisUrl: undefined, stop: async () => {} };

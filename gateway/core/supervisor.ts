@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
+import { withoutSecrets } from '../../lib/config.js';
 import { ChildProcessError } from '../../lib/errors.js';
 
 // Child processes (backends, HAProxy) with their output turned into log lines and a stop that
@@ -12,6 +13,7 @@ export interface ChildSpec {
   name: string;
   command: string;
   args: readonly string[];
+  /** Default: this process's environment without its secrets (a child that needs one is given it). */
   env?: NodeJS.ProcessEnv;
   log: Logger;
   /** 'inherit' lets a child that logs with pino write straight to our stdout. */
@@ -36,7 +38,7 @@ export class Supervised {
     this.name = spec.name;
     this.#log = spec.log;
     this.#child = spawn(spec.command, spec.args, {
-      env: spec.env ?? process.env,
+      env: spec.env ?? withoutSecrets(process.env),
       stdio: spec.output === 'inherit' ? ['ignore', 'inherit', 'inherit'] : ['ignore', 'pipe', 'pipe'],
     });
     if (spec.output === 'lines') {

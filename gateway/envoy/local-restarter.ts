@@ -3,7 +3,7 @@ import { mkdirSync, openSync, closeSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import type { GatewayConfig } from '../../lib/config.js';
+import { withoutSecrets, type GatewayConfig } from '../../lib/config.js';
 import { GatewayError } from '../../lib/errors.js';
 import { dialHost } from '../../lib/loopback.js';
 import { RemoteRestarter } from './restarter-control.js';
@@ -100,7 +100,7 @@ export async function startLocalRestarter(
       // Envoy's info lines (every extension it links, every xDS update) would drown the log.
       '--', '--log-level', 'warn',
     ],
-    { detached: true, stdio: ['ignore', out, out], env: { ...process.env, LOG_FORMAT: 'json' } },
+    { detached: true, stdio: ['ignore', out, out], env: { ...withoutSecrets(process.env), LOG_FORMAT: 'json' } },
   );
   closeSync(out);
   child.unref();

@@ -26,6 +26,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import protojson from 'protobufjs/ext/protojson.js';
+import { withoutSecrets } from '../../lib/config.js';
 import { logger } from '../../lib/log.js';
 import { EnvoyConfigError } from './errors.js';
 import { findEnvoyBinary } from './binary.js';
@@ -1080,7 +1081,7 @@ export function validateWithEnvoyBinary(file: string, opts: { timeoutMs?: number
   if (!binary) return Promise.resolve({ status: 'skipped', detail: 'skipped: no envoy binary on PATH' });
   const timeoutMs = opts.timeoutMs ?? 60_000;
   return new Promise((resolve) => {
-    const child = spawn(binary, ['--mode', 'validate', '-c', path.resolve(file), '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(binary, ['--mode', 'validate', '-c', path.resolve(file), '--log-level', 'warn'], { env: withoutSecrets(process.env), stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     const keep = (b: Buffer) => {
       out = (out + b.toString('utf8')).slice(-8000);

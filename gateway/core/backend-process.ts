@@ -73,7 +73,9 @@ export async function startBackendProcess(
   const keeper = await RestartingChild.start({
     name: `backend ${id}`,
     spawn,
-    ready: () => waitFor(`backend ${id} /healthz`, () => healthy(url), 15_000, 100),
+    // Generous: each backend compiles its TypeScript at start (tsx), three at once on a busy 2-core
+    // machine took up to 17 s; a backend that never answers still fails the start, just later.
+    ready: () => waitFor(`backend ${id} /healthz`, () => healthy(url), 45_000, 100),
     log: childLog,
     ...restart,
   });

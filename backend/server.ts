@@ -15,6 +15,7 @@ import { acceptExtendedConnect } from '../lib/ws-h2-adapter.js';
 import { BackendMetrics, type Transport } from './metrics.js';
 import { HandshakeAuth } from './handshake-auth.js';
 import { LocalBus, RedisBus, type RoomBus } from './room-bus.js';
+import { LocalIpSessions, SharedIpSessions, type IpReservation, type IpSessionLimiter } from './ip-sessions.js';
 import { matchRoute, Routes, type RouteMatch } from './routes.js';
 import { checkWsVersion } from './ws-version.js';
 
@@ -51,6 +52,11 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
     ? new RedisBus(config.redisUrl, config.roomHistory, log.child({ bus: 'redis' }))
     : new LocalBus(config.roomHistory);
   if (bus instanceof RedisBus) await bus.ready();
+  // The per-IP limit across every backend on the room bus's Redis (backend/ip-sessions.ts).
+  const ipSessions: IpSessionLimiter = config.redisUrl
+    ? new SharedIpSessions({ redisUrl: config.redisUrl, backendId: config.id, limit: config.maxSessionsPerIp, log: log.child({ limiter: 'per-ip' }) })
+    : new LocalIpSessions(config.maxSessionsPerIp);
+  if (ipSessions instanceof SharedIpSessions) await ipSessions.ready();
   new client.Gauge({
     name: 'room_bus_up',
     help: '1 when the room bus (Redis) is connected, 0 when degraded to local delivery',
@@ -75,12 +81,12 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
   const idHeader = { 'x-backend-id': config.id };
 
   const auth = new HandshakeAuth({ jwtSecret: config.jwtSecret, allowedOrigins: config.allowedOrigins });
-  const perIp = new Map<string, number>();
   const alive = new WeakMap<WebSocket, boolean>();
 
-  type Admission = { ok: true; route: RouteMatch; ip: string } | { ok: false; status: number; reason: string; route?: RouteMatch };
+  /** Admitted: a per-IP slot is held until the session, or its transport (socket, stream), ends. */
+  type Admission = { ok: true; route: RouteMatch; slot: IpReservation } | { ok: false; status: number; reason: string; route?: RouteMatch };
 
-  /** Everything checked before a 101/200 is sent, the same for both transports. */
+  /** Everything checked before a 101/200 is sent, the same for both transports; the per-IP slot last. */
   async function admit(path: string, params: URLSearchParams, headers: http.IncomingHttpHeaders, remote: string | undefined): Promise<Admission> {
     const matched = matchRoute(path, params);
     if (draining) return { ok: false, status: 503, reason: 'backend is draining' };
@@ -92,16 +98,19 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
       return { ok: false, status: verdict.status, reason: verdict.reason, route: matched };
     }
     const ip = clientAddress(headers['x-forwarded-for'], remote);
-    if ((perIp.get(ip) ?? 0) >= config.maxSessionsPerIp) {
+    const slot = await ipSessions.acquire(ip);
+    if (!slot) {
       metrics.limitHits.inc({ limit: 'per_ip' });
-      return { ok: false, status: 429, reason: `more than ${config.maxSessionsPerIp} sessions from ${ip}`, route: matched };
+      const where = ipSessions.shared() ? 'across the backends' : 'on this backend';
+      return { ok: false, status: 429, reason: `more than ${config.maxSessionsPerIp} sessions from ${ip} ${where}`, route: matched };
     }
-    return { ok: true, route: matched, ip };
+    return { ok: true, route: matched, slot };
   }
 
-  function begin(ws: WebSocket, transport: Transport, client: Transport, route: RouteMatch, params: URLSearchParams, ip: string): void {
+  function begin(ws: WebSocket, transport: Transport, client: Transport, route: RouteMatch, params: URLSearchParams, slot: IpReservation): void {
     sessions.add(ws);
-    perIp.set(ip, (perIp.get(ip) ?? 0) + 1);
+    // The session's end frees its per-IP slot (the transport's close does too, for handshakes that fail).
+    ws.once('close', slot.release);
     alive.set(ws, true);
     ws.on('pong', () => alive.set(ws, true));
     byClientTransport[client]++;
@@ -112,9 +121,6 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
     ws.on('error', (err) => log.debug({ err: err.message, code: (err as { code?: string }).code, transport }, 'session error'));
     ws.on('close', (code) => {
       sessions.delete(ws);
-      const left = (perIp.get(ip) ?? 1) - 1;
-      if (left > 0) perIp.set(ip, left);
-      else perIp.delete(ip);
       byClientTransport[client]--;
       metrics.sessions.dec({ transport, route: route.name });
       metrics.closes.inc({ code: String(code) });
@@ -254,9 +260,11 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
         if (version) return refuse(version.status, version.reason, undefined, version.headers);
         const admission = await admit(url.pathname, url.searchParams, req.headers, req.socket.remoteAddress);
         if (!admission.ok) return refuse(admission.status, admission.reason, admission.route);
+        // Freed by the session's end (begin), or by the socket's if the handshake fails after this.
+        socket.once('close', admission.slot.release);
         answered = true; // ws writes the 101 (or its own 400) from here on
         wss.handleUpgrade(req, socket, head, (ws) =>
-          begin(ws, 'h1', clientTransport(req.headers['x-front-http-version'], 'h1'), admission.route, url.searchParams, admission.ip),
+          begin(ws, 'h1', clientTransport(req.headers['x-front-http-version'], 'h1'), admission.route, url.searchParams, admission.slot),
         );
       },
       () => (answered || socket.destroyed ? socket.destroy() : refuse(500, 'internal error')),
@@ -299,7 +307,8 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
           if (version) return refuse(version.status, version.reason, undefined, version.headers);
           const admission = await admit(url.pathname, url.searchParams, headers, stream.session?.socket?.remoteAddress);
           if (!admission.ok) return refuse(admission.status, admission.reason, admission.route);
-          if (stream.destroyed) return;
+          if (stream.destroyed) return admission.slot.release();
+          stream.once('close', admission.slot.release);
           const result = acceptExtendedConnect(stream, headers, {
             protocols: SUBPROTOCOLS,
             responseHeaders: idHeader,
@@ -309,7 +318,7 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
             metrics.handshakes.inc({ transport: 'h2', route: admission.route.name, result: String(result.status) });
             return;
           }
-          begin(result.ws, 'h2', clientTransport(headers['x-front-http-version'], 'h2'), admission.route, url.searchParams, admission.ip);
+          begin(result.ws, 'h2', clientTransport(headers['x-front-http-version'], 'h2'), admission.route, url.searchParams, admission.slot);
           return;
         }
         const answer = plainResponse(url.pathname, String(headers[':method']));
@@ -369,7 +378,7 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
     for (const session of h2Sessions) session.destroy();
     for (const socket of h1Sockets) socket.destroy();
     wss.close();
-    await bus.close();
+    await Promise.all([bus.close(), ipSessions.close()]);
     log.info('backend stopped');
   }
 

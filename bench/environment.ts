@@ -114,6 +114,7 @@ export class BenchEnv {
       // comes from 127.0.0.1) would otherwise be what it measures.
       maxMessagesPerSecond: 1_000_000,
       maxSessionsPerIp: 1_000_000,
+      haproxySessionOpensPer10sPerIp: 1_000_000,
       stateDir,
       drainTimeoutMs: Math.min(o.config.drainTimeoutMs, 3_000),
       // After a reload (see Runner.settle) the old worker's stuck sessions end this soon.

@@ -42,6 +42,7 @@ async function variantStack(variant: 'A' | 'B'): Promise<{ stack: Stack; dir: st
     ...(await privatePorts(3)),
     maxMessagesPerSecond: 1_000_000,
     maxSessionsPerIp: 1_000_000,
+    haproxySessionOpensPer10sPerIp: 1_000_000,
   });
   return { stack: await startStack(config, { childOutput: 'lines' }), dir };
 }

@@ -8,6 +8,8 @@ export interface H1ClientOptions {
   ca?: string | Buffer;
   maxPayload?: number;
   handshakeTimeoutMs?: number;
+  /** The local address to connect from, on a host with several (a front counts per client address). */
+  localAddress?: string;
 }
 
 /** Classic HTTP/1.1 Upgrade client on plain `ws`: one TCP connection per session. */
@@ -32,6 +34,7 @@ export class H1Client implements WsClient {
       handshakeTimeout: this.#options.handshakeTimeoutMs ?? 10_000,
       ca: this.#options.ca,
       perMessageDeflate: false,
+      ...(this.#options.localAddress && { localAddress: this.#options.localAddress }),
     });
     this.#opened++;
     this.#open.add(ws);

@@ -29,6 +29,8 @@ export interface MuxClientOptions {
   settingsTimeoutMs?: number;
   handshakeTimeoutMs?: number;
   maxPayload?: number;
+  /** The local address to connect from, on a host with several (a front counts per client address). */
+  localAddress?: string;
 }
 
 interface Connection {
@@ -182,6 +184,8 @@ export class MuxClient extends EventEmitter implements WsClient {
       settings: { enablePush: false },
       ca: this.#options.ca,
       ALPNProtocols: ['h2'],
+      // Passed on to net/tls.connect by Node (its http2 types do not list it).
+      ...(this.#options.localAddress && { localAddress: this.#options.localAddress }),
     });
     let socket: Duplex | undefined;
     session.once('connect', (_session, raw) => {
@@ -217,6 +221,7 @@ export class MuxClient extends EventEmitter implements WsClient {
           ca: this.#options.ca,
           maxPayload: this.#options.maxPayload,
           handshakeTimeoutMs: this.#options.handshakeTimeoutMs,
+          localAddress: this.#options.localAddress,
         });
         return undefined;
       }

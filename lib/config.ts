@@ -48,7 +48,9 @@ const backendFields = {
   allowedOrigins: stringList.default([]),
   /** Per-session message rate (messages/s, burst of twice that); above it → close 1008. */
   maxMessagesPerSecond: positiveInt.default(2_000),
-  /** Concurrent sessions per client IP (X-Forwarded-For from the front); above it → 429 at the handshake. */
+  /** Concurrent sessions per client IP, over all its connections and every backend; above it → 429 at
+   *  the handshake. Enforced by the HAProxy front itself, and by the backends together over Redis (the
+   *  room bus's) from the one X-Forwarded-For entry the front writes (backend/ip-sessions.ts). */
   maxSessionsPerIp: positiveInt.default(20_000),
   /** Members per chat room; a join beyond it → close 1008. */
   maxRoomSize: positiveInt.default(10_000),
@@ -110,6 +112,11 @@ export const gatewaySchema = z.object({
   /** HAProxy global maxconn. Each H2 stream costs one upstream socket with HTTP/1.1 servers, so
    *  10,000 streams need ~20k fds; 9000 keeps HAProxy's computed ulimit under a 20,000 open-files limit. */
   haproxyMaxconn: positiveInt.default(9_000),
+  /** HAProxy front: new sessions (HTTP/2 streams, HTTP/1.1 requests) one client IP may start per 10 s;
+   *  beyond it an HTTP/2 connection is closed, an HTTP/1.1 request gets 429. HAProxy 2.6 serves a
+   *  rapid-reset flood on, so this bounds how many of its streams reach the backends. Envoy closes
+   *  such a connection itself (premature-reset rule, envoy/*.yaml). */
+  haproxySessionOpensPer10sPerIp: positiveInt.default(20_000),
   /** How the front talks to the backends: HTTP/1.1 Upgrade (one upstream socket per session) or
    *  HTTP/2 extended CONNECT (many sessions per upstream connection). */
   upstreamProtocol: z.enum(['h1', 'h2']).default('h1'),

@@ -264,7 +264,7 @@ describe('broken copies fail with the YAML path of the problem', () => {
       name: 'unknown @type',
       from: 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
       to: 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Routr',
-      path: `${HCM}.http_filters[0].typed_config.@type`,
+      path: `${HCM}.http_filters[1].typed_config.@type`,
       kind: 'unknown_type',
       message: /unknown @type .*did you mean envoy\.extensions\.filters\.http\.router\.v3\.Router/,
     },
@@ -272,7 +272,7 @@ describe('broken copies fail with the YAML path of the problem', () => {
       name: 'removed v2 @type',
       from: 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
       to: 'type.googleapis.com/envoy.config.filter.http.router.v2.Router',
-      path: `${HCM}.http_filters[0].typed_config.@type`,
+      path: `${HCM}.http_filters[1].typed_config.@type`,
       kind: 'unknown_type',
       message: /no such message in Envoy's v3 API/,
     },
@@ -280,7 +280,7 @@ describe('broken copies fail with the YAML path of the problem', () => {
       name: 'bad field inside a typed_config resolved by @type',
       from: '"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
       to: '"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router\n              dynamic_stat: true',
-      path: `${HCM}.http_filters[0].typed_config.dynamic_stat`,
+      path: `${HCM}.http_filters[1].typed_config.dynamic_stat`,
       kind: 'unknown_field',
       message: /not in envoy\.extensions\.filters\.http\.router\.v3\.Router.*dynamic_stats/,
     },
@@ -485,17 +485,19 @@ describe('validateEnvoyMessage: any message type, so xDS resources use the same 
 
   it('TypedStruct: the value is checked as its type_url', () => {
     const hcm = structuredClone(hcmOf(doc));
-    hcm.http_filters[0].typed_config = {
+    hcm.http_filters[1].typed_config = {
       '@type': 'type.googleapis.com/xds.type.v3.TypedStruct',
       type_url: 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
       value: { suppress_envoy_headers: true, bogus: 1 },
     };
     const r = validateEnvoyMessage('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', hcm);
-    expect(r.errors.map((p) => `${p.path} ${p.kind}`)).toEqual(['http_filters[0].typed_config.value.bogus unknown_field']);
+    expect(r.errors.map((p) => `${p.path} ${p.kind}`)).toEqual(['http_filters[1].typed_config.value.bogus unknown_field']);
     expect(r.typesChecked).toEqual([
       'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
       // the route's retry_host_predicate
       'envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate',
+      // the admin-cookie filter before the router
+      'envoy.extensions.filters.http.lua.v3.Lua',
       'xds.type.v3.TypedStruct',
       'envoy.extensions.filters.http.router.v3.Router',
     ]);

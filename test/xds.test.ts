@@ -614,6 +614,7 @@ describe('consistency with the Envoy front config (envoy/)', () => {
     expect(sl, `listener "${o.front.listenerName}" in envoy-static.yaml`).toBeTruthy();
     const xl = R.frontListener(o);
     expect(xl.address).toEqual(sl.address);
+    expect(xl.per_connection_buffer_limit_bytes).toEqual(sl.per_connection_buffer_limit_bytes);
 
     const staticHcm = structuredClone((sl.filter_chains as Array<{ filters: Array<{ typed_config: JsonObject }> }>)[0]!.filters[0]!.typed_config);
     const xdsHcm = structuredClone((xl.filter_chains as Array<{ filters: Array<{ typed_config: JsonObject }> }>)[0]!.filters[0]!.typed_config);

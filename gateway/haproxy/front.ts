@@ -49,6 +49,8 @@ export type HaproxySettings = Pick<
   | 'haproxyTemplate'
   | 'balance'
   | 'frontTlsPort'
+  | 'maxSessionsPerIp'
+  | 'haproxySessionOpensPer10sPerIp'
 >;
 
 /** haproxy.cfg.tmpl and the values rendered into it disagree: a bug in the template or in the renderer. */
@@ -90,6 +92,8 @@ function renderHaproxyConfig(settings: HaproxySettings, servers: readonly Server
     maxconn: settings.haproxyMaxconn,
     h2MaxConcurrentStreams: settings.h2MaxConcurrentStreams,
     hardStopAfterS: settings.hardStopAfterS,
+    maxSessionsPerIp: settings.maxSessionsPerIp,
+    sessionOpensPer10sPerIp: settings.haproxySessionOpensPer10sPerIp,
     statsSocket,
     // TLS on its own port; ALPN lets browsers and MuxClient pick http/1.1 or h2 there.
     tlsBind: tlsPem && settings.frontTlsPort ? `    bind ${settings.host}:${settings.frontTlsPort} ssl crt ${tlsPem} alpn h2,http/1.1` : '',

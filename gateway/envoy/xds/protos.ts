@@ -3,7 +3,7 @@
 //
 //   - the ADS service definition, through @grpc/proto-loader, for @grpc/grpc-js;
 //   - a protobufjs Root with the resource messages (Listener, RouteConfiguration, Cluster,
-//     ClusterLoadAssignment, HttpConnectionManager, Router), used by codec.ts to turn the
+//     ClusterLoadAssignment, HttpConnectionManager, Router, Lua), used by codec.ts to turn the
 //     proto3-JSON resources built in resources.ts into the bytes of a google.protobuf.Any.
 //
 // Only the files the server emits (and their imports) are loaded, so start-up stays fast; both are
@@ -49,6 +49,7 @@ const RESOURCE_FILES = [
   'envoy/config/endpoint/v3/endpoint.proto',
   'envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto',
   'envoy/extensions/filters/http/router/v3/router.proto',
+  'envoy/extensions/filters/http/lua/v3/lua.proto',
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
   'envoy/extensions/transport_sockets/tls/v3/tls.proto',
   'envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto',

@@ -3,7 +3,8 @@
 // For an Envoy node (the front in envoy/envoy.yaml):
 //   LDS  `front`    listener on 0.0.0.0:8080 — the HCM of envoy/envoy-static.yaml (codec AUTO,
 //                   allow_connect, max_concurrent_streams 20000, websocket upgrade, WebSocket-friendly
-//                   timeouts), with `rds` over ADS instead of an inline route_config
+//                   timeouts, per-connection limits, the admin-cookie filter), with `rds` over ADS
+//                   instead of an inline route_config
 //   RDS  `front`    virtual host `backends`, `/` → cluster `backends`, route timeout 0s, a retry on
 //                   connect failure to another endpoint
 // For a gRPC xDS client (@grpc/grpc-js-xds, target xds:///<name>):
@@ -78,6 +79,46 @@ const routerFilter = (): JsonObject => ({
   typed_config: { '@type': ROUTER_TYPE },
 });
 
+const LUA_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua';
+
+/**
+ * Drops the dashboard's admin cookie (gw_admin) from requests to the backends; every other cookie
+ * passes. Browsers send a host's cookies to every port of it, the front's included. Same source as
+ * in envoy/*.yaml (HAProxy: `http-request replace-header Cookie` in its template).
+ */
+const ADMIN_COOKIE_STRIP_LUA = `function envoy_on_request(handle)
+  local headers = handle:headers()
+  local kept, dropped = {}, false
+  for name, value in pairs(headers) do
+    if name == "cookie" then
+      for crumb in string.gmatch(value, "[^;]+") do
+        crumb = crumb:match("^%s*(.-)%s*$")
+        if crumb:match("^gw_admin=") then
+          dropped = true
+        elseif crumb ~= "" then
+          kept[#kept + 1] = crumb
+        end
+      end
+    end
+  end
+  if not dropped then return end
+  headers:remove("cookie")
+  if #kept > 0 then headers:add("cookie", table.concat(kept, "; ")) end
+end
+`;
+
+const adminCookieFilter = (): JsonObject => ({
+  name: 'envoy.filters.http.lua',
+  typed_config: { '@type': LUA_TYPE, default_source_code: { inline_string: ADMIN_COOKIE_STRIP_LUA } },
+});
+
+/**
+ * Bytes buffered per connection (client side on the listener, backend side on the cluster) before
+ * Envoy stops reading from it: 32 KiB (Envoy's edge best practice) instead of 1 MiB, so a client
+ * that stops reading holds 32 KiB per stream. Flow control still carries larger messages through.
+ */
+const PER_CONNECTION_BUFFER_LIMIT_BYTES = 32_768;
+
 // ------------------------------------------------------------------ Envoy front
 
 /** The HttpConnectionManager of the front listener (same settings as envoy-static.yaml). */
@@ -87,7 +128,12 @@ function frontHttpConnectionManager(o: ResourceOptions): JsonObject {
     stat_prefix: 'front',
     // HTTP/2 preface → HTTP/2 (h2c prior knowledge), anything else HTTP/1.1: both on one port.
     codec_type: 'AUTO',
+    // The client's address is the peer's; no X-Forwarded-For entry a client sends is trusted. The
+    // route writes that address as the one entry the backends see (FRONT_REQUEST_HEADERS).
     use_remote_address: true,
+    xff_num_trusted_hops: 0,
+    // Request headers live as long as the stream (a WebSocket's whole life): 16 KiB, not 60, each.
+    max_request_headers_kb: 16,
     request_headers_timeout: '10s',
     // WebSockets are long-lived and may be quiet: a stream is reset after 1 h without frames
     // (HAProxy: timeout tunnel 1h), not after Envoy's 5 min default.
@@ -110,7 +156,7 @@ function frontHttpConnectionManager(o: ResourceOptions): JsonObject {
     },
     upgrade_configs: [{ upgrade_type: 'websocket' }],
     rds: { config_source: FRONT_ADS_SOURCE, route_config_name: o.front.routeConfigName },
-    http_filters: [routerFilter()],
+    http_filters: [adminCookieFilter(), routerFilter()],
   };
 }
 
@@ -118,6 +164,7 @@ export function frontListener(o: ResourceOptions): JsonObject {
   return {
     name: o.front.listenerName,
     address: { socket_address: { address: o.front.address, port_value: o.front.port } },
+    per_connection_buffer_limit_bytes: PER_CONNECTION_BUFFER_LIMIT_BYTES,
     filter_chains: [
       {
         filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: frontHttpConnectionManager(o) }],
@@ -130,11 +177,14 @@ export function frontListener(o: ResourceOptions): JsonObject {
  * Envoy turns an HTTP/2 extended CONNECT into an HTTP/1.1 Upgrade without the Sec-WebSocket-Key RFC
  * 6455 requires (envoyproxy/envoy#8547), which `ws` refuses with 400: the front supplies a fixed
  * valid key where the client sent none (an HTTP/1.1 client's own key, and the backend's Accept for
- * it, pass through). And the client's transport, for the backend's sessions-by-transport.
+ * it, pass through). The client's transport, for the backend's sessions-by-transport. And the
+ * client's address as the only X-Forwarded-For entry, for the backends' per-IP count: Envoy itself
+ * appends to what the client sent, and for a client on loopback appends its own interface address.
  */
 const FRONT_REQUEST_HEADERS: JsonObject[] = [
   { header: { key: 'sec-websocket-key', value: 'dGhlIHNhbXBsZSBub25jZQ==' }, append_action: 'ADD_IF_ABSENT' },
   { header: { key: 'x-front-http-version', value: '%PROTOCOL%' }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+  { header: { key: 'x-forwarded-for', value: '%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%' }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' },
 ];
 
 const DOWNSTREAM_TLS_TYPE = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext';
@@ -146,6 +196,7 @@ export function frontTlsListener(o: ResourceOptions): JsonObject | undefined {
   return {
     name: tls.listenerName,
     address: { socket_address: { address: o.front.address, port_value: tls.port } },
+    per_connection_buffer_limit_bytes: PER_CONNECTION_BUFFER_LIMIT_BYTES,
     filter_chains: [
       {
         filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: frontHttpConnectionManager(o) }],
@@ -255,6 +306,7 @@ export function cluster(o: ResourceOptions): JsonObject {
     type: 'EDS',
     eds_cluster_config: { eds_config: FRONT_ADS_SOURCE },
     connect_timeout: '5s',
+    per_connection_buffer_limit_bytes: PER_CONNECTION_BUFFER_LIMIT_BYTES,
     // Per request — per WebSocket stream — round robin, weighted by load_balancing_weight (Envoy);
     // or a consistent-hash ring over the route's hash_policy (the same room → the same backend, and
     // a backend added or lost moves only its share of rooms). A gRPC client has no hash policy on

@@ -248,7 +248,7 @@ export class BenchEnv {
             backendIds: [b1.id],
           });
         } else if (name === 'ext') {
-          if (!o.extUrl) throw new BenchOptionError('route "ext" needs --front URL');
+          if (!o.extUrl) throw new BenchOptionError('route "ext" needs --front-url URL');
           routes.set(name, { name, url: o.extUrl, upstreamProtocol: null, streamLimit: null, backendIds: [] });
         }
       }

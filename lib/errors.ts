@@ -32,6 +32,13 @@ export class ConfigError extends GatewayError {
   }
 }
 
+/** A command line a command cannot take (unknown flag, missing value, stray argument): exit code 2. */
+export class UsageError extends GatewayError {
+  constructor(message: string) {
+    super('GW_ERR_USAGE', message);
+  }
+}
+
 /** The peer's SETTINGS frame did not carry SETTINGS_ENABLE_CONNECT_PROTOCOL=1 (RFC 8441 §3). */
 export class ExtendedConnectUnsupportedError extends GatewayError {
   constructor(origin: string) {
@@ -124,6 +131,7 @@ export class BadRequestTargetError extends GatewayError {
 
 export const ERROR_CODES = [
   'GW_ERR_CONFIG',
+  'GW_ERR_USAGE',
   'GW_ERR_NO_EXTENDED_CONNECT',
   'GW_ERR_HANDSHAKE_REJECTED',
   'GW_ERR_SUBPROTOCOL',

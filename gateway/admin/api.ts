@@ -50,6 +50,8 @@ const HISTORY_LENGTH = 100;
 export interface AdminDeps {
   /** Required on every request (see above). */
   token: string;
+  /** Where a user finds it, for the 401 text: the token file of this stack's state dir, or ADMIN_TOKEN. */
+  tokenFrom?: string;
   registry: EndpointRegistry;
   drain: DrainController;
   health: HealthChecker;
@@ -199,7 +201,7 @@ export async function startAdminApi(deps: AdminDeps, host: string, port: number)
     }
     if (!authorized(req)) {
       res.setHeader('www-authenticate', 'Bearer realm="gateway admin"');
-      throw new HttpError(401, 'GW_ERR_UNAUTHORIZED', 'admin API needs the admin token (Authorization: Bearer <token>); see .gateway/admin-token or ADMIN_TOKEN');
+      throw new HttpError(401, 'GW_ERR_UNAUTHORIZED', `admin API needs the admin token (Authorization: Bearer <token>); see ${deps.tokenFrom ?? 'ADMIN_TOKEN'}`);
     }
     refuseCrossSiteWrite(req, method);
     if (url.pathname === '/events' && method === 'GET') {

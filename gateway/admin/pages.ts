@@ -8,6 +8,7 @@ import { GatewayError } from '../../lib/errors.js';
 import { logger } from '../../lib/log.js';
 import type { AdminDeps } from './api.js';
 import { isLoopbackHost, LoadBusyError, LoadNotLocalError, loadRequestSchema, LoadRunner } from './load.js';
+import { withConfiguredPorts, type PortsInText } from './configured-ports.js';
 import { escapeHtml, renderMarkdown } from './markdown.js';
 import { HttpError, parseBody, readJsonBody } from './http-json.js';
 
@@ -40,6 +41,8 @@ export interface WebOptions {
   root?: string;
   /** Where bench reports are looked for; default <root>/bench/results. */
   benchDir?: string;
+  /** This stack's ports and state dir, written into the explainers in place of the defaults. */
+  ports?: PortsInText;
   log?: Logger;
 }
 
@@ -51,8 +54,9 @@ export type WebRoutes = NonNullable<AdminDeps['extraRoutes']> & {
 };
 
 /** The web options a gateway config implies (front URLs from host and ports). */
-export function webOptionsFromConfig(config: Pick<GatewayConfig, 'host' | 'frontPort' | 'frontTlsPort'>): WebOptions {
+export function webOptionsFromConfig(config: Pick<GatewayConfig, 'host'> & PortsInText): WebOptions {
   return {
+    ports: config,
     frontUrl: `http://${config.host}:${config.frontPort}`,
     frontTlsUrl: config.frontTlsPort ? `https://${config.host}:${config.frontTlsPort}` : undefined,
   };
@@ -151,7 +155,8 @@ export function createWebRoutes(options: WebOptions): WebRoutes {
   function explain(req: http.IncomingMessage, res: http.ServerResponse, name: string): void {
     const file = path.join(explainDir, `${name}.md`);
     if (!existsSync(file)) throw new HttpError(404, 'GW_ERR_NOT_FOUND', `no explainer "${name}"`);
-    const rendered = renderMarkdown(readFileSync(file, 'utf8'), {
+    const source = readFileSync(file, 'utf8');
+    const rendered = renderMarkdown(options.ports ? withConfiguredPorts(source, options.ports) : source, {
       link: (href) => {
         const m = /^(?:\.\/)?([a-z0-9-]+)\.md(#.*)?$/i.exec(href);
         // Other repository files (../envoy.md) are only reachable on a checkout: keep the label.

@@ -20,7 +20,7 @@ export interface AuthOptions {
 
 export type AuthResult = { ok: true; subject?: string } | { ok: false; status: 401 | 403; reason: string };
 
-export const BEARER_PROTOCOL_PREFIX = 'bearer.';
+const BEARER_PROTOCOL_PREFIX = 'bearer.';
 
 function tokenFrom(headers: IncomingHttpHeaders): string | undefined {
   const auth = /^Bearer\s+(\S+)$/i.exec(String(headers.authorization ?? ''))?.[1];

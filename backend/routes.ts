@@ -39,9 +39,8 @@ export interface RouteContext {
 export type RouteMatch = { name: 'echo' } | { name: 'chat'; room: string } | { name: 'feed' };
 export type RouteResult = RouteMatch | { error: { status: number; message: string } } | undefined;
 
-export const ROOM_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
-export const MAX_CHAT_TEXT = 4096;
-const UNSUPPORTED_DATA = 1003;
+const ROOM_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+const MAX_CHAT_TEXT = 4096;
 
 /** Map a handshake path to a route; an error (bad room name, bad ?since) is answered at the handshake. */
 export function matchRoute(pathname: string, params?: URLSearchParams): RouteResult {
@@ -90,9 +89,10 @@ export class Routes {
     const capacity = limits.maxMessagesPerSecond * 2;
     let tokens = capacity;
     let refilledAt = performance.now();
+    const traffic = metrics.traffic[session.transport];
     session.ws.on('message', (data) => {
-      metrics.messages.inc({ direction: 'in', transport: session.transport });
-      metrics.bytes.inc({ direction: 'in', transport: session.transport }, rawLength(data));
+      traffic.messagesIn++;
+      traffic.bytesIn += rawLength(data);
       const now = performance.now();
       tokens = Math.min(capacity, tokens + ((now - refilledAt) / 1000) * limits.maxMessagesPerSecond);
       refilledAt = now;
@@ -123,8 +123,9 @@ export class Routes {
       if (limits.slowConsumerPolicy === 'close') session.ws.close(CloseCode.POLICY_VIOLATION, 'slow consumer');
       return; // 'drop': this message is skipped; the session gets the next one that fits
     }
-    this.#ctx.metrics.messages.inc({ direction: 'out', transport: session.transport });
-    this.#ctx.metrics.bytes.inc({ direction: 'out', transport: session.transport }, typeof data === 'string' ? Buffer.byteLength(data) : data.length);
+    const traffic = metrics.traffic[session.transport];
+    traffic.messagesOut++;
+    traffic.bytesOut += typeof data === 'string' ? Buffer.byteLength(data) : data.length;
     session.ws.send(data, { binary });
   }
 
@@ -185,7 +186,7 @@ export class Routes {
 
     onFrame = (data, isBinary) => {
       if (isBinary) {
-        ws.close(UNSUPPORTED_DATA, 'chat accepts JSON text frames only');
+        ws.close(CloseCode.UNSUPPORTED_DATA, 'chat accepts JSON text frames only');
         return;
       }
       let text: unknown;

@@ -16,6 +16,7 @@ import { BackendMetrics, type Transport } from './metrics.js';
 import { HandshakeAuth } from './handshake-auth.js';
 import { LocalBus, RedisBus, type RoomBus } from './room-bus.js';
 import { matchRoute, Routes, type RouteMatch } from './routes.js';
+import { checkWsVersion } from './ws-version.js';
 
 /** Subprotocols every route speaks, in server preference order. */
 export const SUBPROTOCOLS = ['chat.v2', 'chat.v1'] as const;
@@ -146,6 +147,8 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
             backend: config.id,
             sessions: sessions.size,
             transports: byClientTransport,
+            // Messages since start, both directions and transports: the dashboard charts their rate.
+            messages: metrics.traffic.h1.messagesIn + metrics.traffic.h2.messagesIn + metrics.traffic.h1.messagesOut + metrics.traffic.h2.messagesOut,
             bus: { kind: bus.kind, status: bus.status() },
             rooms: routes.roomSizes(),
           }),
@@ -229,13 +232,14 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
     socket.on('error', () => socket.destroy());
     /** Once a status line is on the wire (a refusal or the 101), a failure can only drop the socket. */
     let answered = false;
-    const refuse = (status: number, reason: string, route?: RouteMatch) => {
+    const refuse = (status: number, reason: string, route?: RouteMatch, headers: Record<string, string> = {}) => {
       answered = true;
       metrics.handshakes.inc({ transport: 'h1', route: route?.name ?? 'none', result: String(status) });
+      const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
       // Destroyed once written: the connection is done, and a client that never closes its side
       // would otherwise keep it open.
       socket.end(
-        `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nx-backend-id: ${config.id}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${reason}\n`,
+        `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nx-backend-id: ${config.id}\r\ncontent-type: text/plain\r\n${extra}connection: close\r\n\r\n${reason}\n`,
         () => socket.destroy(),
       );
     };
@@ -246,6 +250,8 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
         if (!target.ok) return refuse(400, target.error.message);
         const { url } = target;
         if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return refuse(400, 'only "Upgrade: websocket" is served');
+        const version = checkWsVersion(req.headers['sec-websocket-version']);
+        if (version) return refuse(version.status, version.reason, undefined, version.headers);
         const admission = await admit(url.pathname, url.searchParams, req.headers, req.socket.remoteAddress);
         if (!admission.ok) return refuse(admission.status, admission.reason, admission.route);
         answered = true; // ws writes the 101 (or its own 400) from here on
@@ -259,7 +265,7 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
 
   // ---- HTTP/2: extended CONNECT (RFC 8441) and plain requests ---------------------------------
   // Everything goes through 'stream': a compatibility 'request' listener next to it resets
-  // extended CONNECT streams right after the 200 (see FIELD-NOTES).
+  // extended CONNECT streams right after the 200.
   const h2 = http2.createServer({
     settings: { enableConnectProtocol: true, maxConcurrentStreams: config.h2MaxConcurrentStreams },
     maxSessionMemory: config.maxSessionMemoryMb,
@@ -273,14 +279,14 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
   h2.on('stream', (stream, headers) => {
     stream.on('error', (err) => log.debug({ err: err.message }, 'h2 stream error'));
     const connect = headers[':method'] === 'CONNECT';
-    const respond = (status: number, type: string, body: string) => {
+    const respond = (status: number, type: string, body: string, headers: Record<string, string> = {}) => {
       if (stream.destroyed) return;
-      stream.respond({ ':status': status, 'content-type': type, ...idHeader });
+      stream.respond({ ':status': status, 'content-type': type, ...idHeader, ...headers });
       stream.end(body);
     };
-    const refuse = (status: number, reason: string, route?: RouteMatch) => {
+    const refuse = (status: number, reason: string, route?: RouteMatch, headers: Record<string, string> = {}) => {
       if (connect) metrics.handshakes.inc({ transport: 'h2', route: route?.name ?? 'none', result: String(status) });
-      respond(status, 'text/plain', reason + '\n');
+      respond(status, 'text/plain', reason + '\n', headers);
     };
     guarded(
       'h2-stream',
@@ -289,6 +295,8 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
         if (!target.ok) return refuse(400, target.error.message);
         const { url } = target;
         if (connect) {
+          const version = checkWsVersion(headers['sec-websocket-version']);
+          if (version) return refuse(version.status, version.reason, undefined, version.headers);
           const admission = await admit(url.pathname, url.searchParams, headers, stream.session?.socket?.remoteAddress);
           if (!admission.ok) return refuse(admission.status, admission.reason, admission.route);
           if (stream.destroyed) return;

@@ -136,6 +136,12 @@ export function computeRatios(runs: readonly AnyRun[]): Ratio[] {
             ratio(runs, s, key, { path, route: front }, { path, route: 'direct' }, `${s}:${key}:${path}:${front}/direct`, `throughput ${what}, ${path}: ${ROUTE_LABEL[front]} / direct`),
           );
         }
+        // The project's backend against a bare `ws` echo server, both reached directly.
+        if (routesOf(s).includes('direct') && routesOf(s).includes('reference')) {
+          push(
+            ratio(runs, s, key, { path, route: 'direct' }, { path, route: 'reference' }, `${s}:${key}:${path}:direct/reference`, `throughput ${what}, ${path}: backend / bare ws (reference)`),
+          );
+        }
       }
     }
   }
@@ -355,6 +361,26 @@ export function computeTargets(result: Pick<BenchResult, 'scenarios'>, ratios: r
   const p99 = combine('p99-1.5x', 'h2-mux p99 echo latency at a fixed rate within 1.5× of h1-upgrade (via the front)', perLat, 'not measured');
   if (perLat.length) p99.measured += '.' + aaNote(ratios, 'latency');
   targets.push(p99);
+
+  // 5. The project's backend ≥95% of a bare `ws` echo server (direct to each), both transports.
+  if (headline) {
+    const eff = (path: PathName) => find(ratios, `throughput:${headline}:${path}:direct/reference`)?.median ?? null;
+    const h2 = eff('h2-mux');
+    const h1 = eff('h1-upgrade');
+    const value = h2 !== null && h1 !== null ? Math.min(h2, h1) : null;
+    const sample = throughput.find((r) => JSON.stringify(r.params) === headline)!;
+    targets.push({
+      id: 'backend-95pct',
+      goal: 'the backend echoes ≥95% as fast as a bare ws server (direct to each), both transports',
+      measured:
+        value === null
+          ? 'not measured (needs the direct and reference routes)'
+          : `${paramsText(sample)}: h2-mux ${pct(h2)}, h1-upgrade ${pct(h1)} of bare ws.` + aaNote(ratios, 'throughput'),
+      value,
+      met: value === null ? null : value >= 0.95,
+      why: '',
+    });
+  }
   return targets;
 }
 
@@ -403,8 +429,4 @@ function cpuWhy(runs: readonly ThroughputRun[], key: string | undefined, f: Targ
     ? `every route ends at the same backend (b1), and all processes share 2 cores, so throughput follows total CPU per echo — ${parts.join('; ')}. ` +
         'The front adds a third process that touches every message twice (in and out).'
     : '';
-}
-
-export function isStorm(r: AnyRun): r is StormRun {
-  return r.scenario === 'storm';
 }

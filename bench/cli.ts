@@ -34,7 +34,10 @@ export const BENCH = defineCommand({
     routes: z
       .string()
       .optional()
-      .describe('subset of front,front-h2up,envoy,envoy-h2up,direct (full: all five; quick: front,envoy,direct); front = HAProxy, -h2up = HTTP/2 upstream'),
+      .describe(
+        `subset of ${ROUTES.filter((r) => r !== 'ext').join(',')} (full: ${FULL.routes.join(',')}; quick: ${QUICK.routes.join(',')}); ` +
+          'front = HAProxy, -h2up = HTTP/2 upstream, reference = a bare ws echo server',
+      ),
     reps: z.coerce.number().int().min(1).max(10).optional().describe('alternated repetitions per group (full 2, quick 1); one A/A run is always added'),
     frontUrl: z.url().optional().describe('also bench an external front you run yourself, as route "ext"'),
     name: z.string().optional().describe('result name (default: <profile>-<timestamp>)'),
@@ -91,7 +94,7 @@ function write(file: string, text: string): void {
   writeFileSync(file, text);
 }
 
-export async function main(argv: readonly string[]): Promise<number> {
+async function main(argv: readonly string[]): Promise<number> {
   const parsed = parseCommandLine(BENCH, argv.includes('--compare') || argv.includes('--report') ? argv.filter((a) => a === '--help' || a === '-h') : argv);
   if ('help' in parsed) {
     process.stdout.write(parsed.help);
@@ -233,7 +236,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       hdrHistogram: packageVersion('hdr-histogram-js'),
     },
     conditions: {
-      backends: env.backends.length,
+      backends: env.backends.filter((b) => b.id !== 'ref').length,
       loopback: true,
       gateway: {
         upstreamProtocol: env.config.upstreamProtocol,

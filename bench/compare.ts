@@ -34,7 +34,7 @@ export interface ComparisonRow {
   ratio: number | null;
 }
 
-export function compareResults(a: BenchResult, b: BenchResult): ComparisonRow[] {
+function compareResults(a: BenchResult, b: BenchResult): ComparisonRow[] {
   const rows: ComparisonRow[] = [];
   for (const scenario of SCENARIOS) {
     const metric = MAIN_METRIC[scenario];

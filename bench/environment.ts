@@ -1,5 +1,4 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import http2 from 'node:http2';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -13,6 +12,7 @@ import { BenchOptionError } from './errors.js';
 import { INSPECTOR_LINE, remoteMemory, type RemoteMemory } from './inspector.js';
 import { pidListeningOn } from '../lib/procfs.js';
 import { HaproxyBenchProxy, type BenchProxy } from './proxies.js';
+import { startReferenceServer } from './reference-route.js';
 import { ENVOY_ROUTES, HAPROXY_ROUTES, type RouteName } from './result.js';
 
 // What the bench measures against: the local stack (3 backends + HAProxy, on ephemeral loopback ports
@@ -173,6 +173,8 @@ export class BenchEnv {
       }));
       const b1 = backends[0];
       if (!b1) throw new BenchOptionError('the stack has no backend');
+      const ref = o.routes.includes('reference') ? await startReferenceServer(config.host) : undefined;
+      if (ref) extraFronts.push(ref);
       const routes = new Map<RouteName, RouteInfo>();
       const all = backends.map((b) => b.id);
       for (const name of o.routes) {
@@ -247,11 +249,16 @@ export class BenchEnv {
             streamLimit: config.h2MaxConcurrentStreams,
             backendIds: [b1.id],
           });
+        } else if (name === 'reference' && ref) {
+          routes.set(name, { name, url: ref.url, upstreamProtocol: null, streamLimit: null, backendIds: [ref.id] });
         } else if (name === 'ext') {
           if (!o.extUrl) throw new BenchOptionError('route "ext" needs --front-url URL');
           routes.set(name, { name, url: o.extUrl, upstreamProtocol: null, streamLimit: null, backendIds: [] });
         }
       }
+      // The floor route's server counts among the backends from here on (CPU, RSS, heap and sessions
+      // are read over all of them); no front routes to it, so it idles in every other route's runs.
+      if (ref) backends.push({ id: ref.id, url: ref.url, port: ref.port, pid: ref.pid, inspectorUrl: ref.inspectorUrl });
       return new BenchEnv(config, stack, routes, backends, extraFronts, stateDir, o.envoyConcurrency);
     } catch (err) {
       for (const f of extraFronts) await f.stop();

@@ -37,7 +37,7 @@ export interface Profile {
 
 export const QUICK: Profile = {
   name: 'quick',
-  routes: ['front', 'envoy', 'direct'],
+  routes: ['front', 'envoy', 'direct', 'reference'],
   scenarios: ['storm', 'latency', 'throughput', 'fanout', 'idle'],
   reps: 1,
   storm: { ns: [100, 1000], concurrency: 1000, handshakeTimeoutMs: 5_000, deadlineMs: 10_000 },
@@ -51,7 +51,7 @@ export const QUICK: Profile = {
 
 export const FULL: Profile = {
   name: 'full',
-  routes: ['front', 'front-h2up', 'envoy', 'envoy-h2up', 'direct'],
+  routes: ['front', 'front-h2up', 'envoy', 'envoy-h2up', 'direct', 'reference'],
   scenarios: ['storm', 'latency', 'throughput', 'fanout', 'idle', 'scale'],
   reps: 2,
   storm: { ns: [100, 1000, 10_000], concurrency: 1000, handshakeTimeoutMs: 10_000, deadlineMs: 45_000 },

@@ -11,7 +11,6 @@ import {
   type LatencyRun,
   type PathName,
   type RouteName,
-  type ScenarioName,
 } from './result.js';
 import { barChart, esc, lineChart, type Series } from './svg.js';
 
@@ -39,17 +38,17 @@ const COLORS: Record<string, string> = {
   'h2-mux|ext': '#17becf',
   'h1-upgrade|ext': '#bcbd22',
 };
-export const colorOf = (path: PathName, route: RouteName) => COLORS[`${path}|${route}`] ?? '#555';
+const colorOf = (path: PathName, route: RouteName) => COLORS[`${path}|${route}`] ?? '#555';
 
 /** Tables and charts list routes in this order: the HAProxy routes, the Envoy routes, the rest. */
-const ROUTE_ORDER: readonly RouteName[] = ['front', 'front-h2up', 'envoy', 'envoy-h2up', 'ext', 'direct'];
+const ROUTE_ORDER: readonly RouteName[] = ['front', 'front-h2up', 'envoy', 'envoy-h2up', 'ext', 'direct', 'reference'];
 
 /** The proxy a route goes through, for labels: 'HAProxy', 'Envoy', or 'proxy' (ext: not ours). */
 const proxyName = (r: RouteName) =>
   (ENVOY_ROUTES as readonly RouteName[]).includes(r) ? 'Envoy' : (HAPROXY_ROUTES as readonly RouteName[]).includes(r) ? 'HAProxy' : 'proxy';
 
 const int = (n: number | null | undefined) => (n === null || n === undefined || !Number.isFinite(n) ? '–' : Math.round(n).toLocaleString('en-US'));
-export const ms = (n: number | null | undefined) =>
+const ms = (n: number | null | undefined) =>
   n === null || n === undefined || !Number.isFinite(n) ? '–' : n < 10 ? n.toFixed(2) : n < 100 ? n.toFixed(1) : Math.round(n).toLocaleString('en-US');
 const mb = (bytes: number | null | undefined) => (bytes === null || bytes === undefined ? '–' : (bytes / 2 ** 20).toFixed(0));
 const bytesText = (b: number | null | undefined) =>
@@ -295,7 +294,7 @@ export function renderText(t: Table): string {
   return [`${t.title}`, ...body, ...(t.note ? [t.note] : [])].join('\n');
 }
 
-export function renderMarkdown(t: Table): string {
+function renderMarkdown(t: Table): string {
   const cell = (c: string) => c.replace(/\|/g, '\\|');
   return [
     `**${t.title}**`,
@@ -307,7 +306,7 @@ export function renderMarkdown(t: Table): string {
   ].join('\n');
 }
 
-export function renderHtmlTable(t: Table): string {
+function renderHtmlTable(t: Table): string {
   return (
     `<h3>${esc(t.title)}</h3><table><thead><tr>${t.header.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>` +
     t.rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('') +
@@ -324,7 +323,7 @@ export interface Chart {
 }
 
 /** Short route names under the idle-memory bars. */
-const IDLE_LABEL: Record<RouteName, string> = { front: 'HAProxy', 'front-h2up': 'HAProxy h2up', envoy: 'Envoy', 'envoy-h2up': 'Envoy h2up', direct: 'direct', ext: 'ext' };
+const IDLE_LABEL: Record<RouteName, string> = { front: 'HAProxy', 'front-h2up': 'HAProxy h2up', envoy: 'Envoy', 'envoy-h2up': 'Envoy h2up', direct: 'direct', reference: 'bare ws', ext: 'ext' };
 
 /** x position of a percentile on a "nines" axis: 90% → 1, 99% → 2, 99.9% → 3 … */
 const nines = (p: number) => -Math.log10(Math.max(1e-5, 1 - p / 100));
@@ -511,10 +510,6 @@ export function markdown(result: BenchResult, chartFiles: Array<{ id: string; ti
     if (table) parts.push(renderMarkdown(table), '');
   }
   return parts.join('\n');
-}
-
-export function scenarioNames(result: BenchResult): ScenarioName[] {
-  return (Object.keys(result.scenarios) as ScenarioName[]).filter((k) => result.scenarios[k].length > 0);
 }
 
 export { paramsText };

@@ -10,7 +10,8 @@ export const PATHS = ['h2-mux', 'h1-upgrade'] as const;
 export type PathName = (typeof PATHS)[number];
 // Route ids are stable across versions of the bench (--compare matches them): `front` and
 // `front-h2up` are the HAProxy routes they always were; their labels say HAProxy.
-export const ROUTES = ['front', 'front-h2up', 'envoy', 'envoy-h2up', 'direct', 'ext'] as const;
+// `reference` is the floor: a bare `ws` echo server (bench/reference-server.ts), not the product.
+export const ROUTES = ['front', 'front-h2up', 'envoy', 'envoy-h2up', 'direct', 'reference', 'ext'] as const;
 export type RouteName = (typeof ROUTES)[number];
 /** Routes through a HAProxy of the bench. */
 export const HAPROXY_ROUTES = ['front', 'front-h2up'] as const satisfies readonly RouteName[];
@@ -27,6 +28,7 @@ export const ROUTE_LABEL: Record<RouteName, string> = {
   envoy: 'via Envoy',
   'envoy-h2up': 'via Envoy (h2 upstream)',
   direct: 'direct',
+  reference: 'bare ws (reference)',
   ext: 'via external front',
 };
 
@@ -212,7 +214,7 @@ export interface Ratio {
 }
 
 export interface Target {
-  id: 'sessions-10k' | 'sessions-50k' | 'open-3x' | 'front-70pct' | 'p99-1.5x';
+  id: 'sessions-10k' | 'sessions-50k' | 'open-3x' | 'front-70pct' | 'p99-1.5x' | 'backend-95pct';
   goal: string;
   measured: string;
   value: number | null;

@@ -42,7 +42,7 @@ const EMPTY: LatencySummary = { count: 0, minMs: 0, meanMs: 0, p50Ms: 0, p90Ms: 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const fmt = (n: number) => n.toLocaleString('en-US');
 
-export function cellsOf(routes: readonly RouteName[]): Cell[] {
+function cellsOf(routes: readonly RouteName[]): Cell[] {
   return routes.flatMap((route) => PATHS.map((path) => ({ path, route })));
 }
 
@@ -80,7 +80,7 @@ function topErrors(errors: Record<string, number>, k = 3): string {
 
 // ---- 1. connect storm ------------------------------------------------------------------------
 
-export function stormScenario(): Scenario<{ n: number }, StormRun> {
+function stormScenario(): Scenario<{ n: number }, StormRun> {
   // A cell that failed at some N is not run again at that N or above (it would only fail again, slowly).
   const failedAt = new Map<string, number>();
   return {
@@ -182,7 +182,7 @@ async function withSessions<T>(runner: Runner, cell: Cell, sessions: number, bod
 
 // ---- 2. echo latency at a fixed offered rate -------------------------------------------------
 
-export function latencyScenario(): Scenario<{ size: number }, LatencyRun> {
+function latencyScenario(): Scenario<{ size: number }, LatencyRun> {
   return {
     name: 'latency',
     plan: (profile) => plan(profile, cellsOf(profile.routes), profile.latency.sizes.map((size) => ({ size })), (_p, i) => i === 0),
@@ -230,7 +230,7 @@ export function latencyScenario(): Scenario<{ size: number }, LatencyRun> {
 
 // ---- 3. max throughput -----------------------------------------------------------------------
 
-export function throughputScenario(): Scenario<{ size: number; mode: 'single' | 'burst' }, ThroughputRun> {
+function throughputScenario(): Scenario<{ size: number; mode: 'single' | 'burst' }, ThroughputRun> {
   return {
     name: 'throughput',
     plan: (profile) =>
@@ -294,7 +294,7 @@ export function throughputScenario(): Scenario<{ size: number; mode: 'single' | 
 
 // ---- 4. fan-out --------------------------------------------------------------------------------
 
-export function fanoutScenario(): Scenario<{ members: number }, FanoutRun> {
+function fanoutScenario(): Scenario<{ members: number }, FanoutRun> {
   return {
     name: 'fanout',
     plan: (profile) => {
@@ -383,7 +383,7 @@ interface IdleSample {
   kernel: number | undefined;
 }
 
-export function idleScenario(): Scenario<{ n: number }, IdleRun> {
+function idleScenario(): Scenario<{ n: number }, IdleRun> {
   return {
     name: 'idle',
     plan: (profile) => plan(profile, cellsOf(profile.routes), [{ n: profile.idle.n }], () => true),
@@ -462,7 +462,7 @@ export function idleScenario(): Scenario<{ n: number }, IdleRun> {
 
 // ---- 6. scale: how many sessions one client connection carries --------------------------------
 
-export function scaleScenario(): Scenario<{ steps: number[] }, ScaleRun> {
+function scaleScenario(): Scenario<{ steps: number[] }, ScaleRun> {
   return {
     name: 'scale',
     plan: (profile) =>

@@ -67,7 +67,7 @@ function decadeTicks(min: number, max: number): number[] {
   return out;
 }
 
-export function shortNumber(v: number): string {
+function shortNumber(v: number): string {
   const a = Math.abs(v);
   if (a >= 1e6) return `${Number((v / 1e6).toPrecision(3))}M`;
   if (a >= 1e4) return `${Number((v / 1e3).toPrecision(3))}k`;

@@ -13,7 +13,7 @@ import type { WsClient, WsSession } from './types.js';
 // Latencies are recorded in microseconds in HdrHistograms and summarised in milliseconds.
 
 /** Largest latency a histogram tracks (µs): 120 s. Longer values are clamped to it. */
-export const HISTOGRAM_MAX_US = 120_000_000;
+const HISTOGRAM_MAX_US = 120_000_000;
 
 export function newHistogram(): hdr.Histogram {
   return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: HISTOGRAM_MAX_US, numberOfSignificantValueDigits: 3 });
@@ -24,7 +24,7 @@ export function recordMs(histogram: hdr.Histogram, ms: number): void {
 }
 
 /** Percentiles at which a latency CDF is sampled for charts. */
-export const CDF_PERCENTILES = [
+const CDF_PERCENTILES = [
   0, 10, 20, 30, 40, 50, 60, 70, 75, 80, 85, 90, 92.5, 95, 96, 97, 97.5, 98, 98.5, 99, 99.25, 99.5, 99.75, 99.9, 99.95, 99.99, 100,
 ] as const;
 
@@ -177,7 +177,7 @@ export interface OpenSessionsResult {
 }
 
 /** Group error messages that differ only by addresses, ports, ids or timings (HTTP statuses stay). */
-export function errorKey(err: unknown): string {
+function errorKey(err: unknown): string {
   const e = err as { code?: string; message?: string };
   const text = `${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}`;
   return text
@@ -228,7 +228,7 @@ export async function openSessions(client: WsClient, n: number, options: OpenSes
 // ---- binary echo payloads ----------------------------------------------------------------------
 
 /** Smallest payload: a 4-byte sequence number. */
-export const MIN_PAYLOAD = 4;
+const MIN_PAYLOAD = 4;
 
 function payloadFactory(size: number): (seq: number) => Buffer {
   const template = Buffer.alloc(Math.max(MIN_PAYLOAD, size), 0x61);

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import http2 from 'node:http2';
+import type { Duplex } from 'node:stream';
 import { ConnectionError, ExtendedConnectUnsupportedError, StreamResetError, TimeoutError } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
 import { openExtendedConnect } from '../lib/ws-h2-adapter.js';
@@ -33,6 +34,8 @@ export interface MuxClientOptions {
 interface Connection {
   readonly id: number;
   readonly session: http2.ClientHttp2Session;
+  /** The TCP (or TLS) socket itself: session.socket is a proxy that throws on destroy(). */
+  readonly socket: Duplex | undefined;
   /** Streams open or being opened on this connection. */
   active: number;
   limit: number;
@@ -138,9 +141,8 @@ export class MuxClient extends EventEmitter implements WsClient {
           new Promise<void>((resolve) => {
             // destroy() waits for its GOAWAY to be written; against a peer that stopped reading it
             // never is, so the socket itself goes after a grace period.
-            const socket = c.session.socket as unknown as { destroy(): void } | undefined;
             const force = setTimeout(() => {
-              socket?.destroy();
+              c.socket?.destroy();
               resolve();
             }, 1_000);
             c.session.once('close', () => {
@@ -180,6 +182,10 @@ export class MuxClient extends EventEmitter implements WsClient {
       settings: { enablePush: false },
       ca: this.#options.ca,
       ALPNProtocols: ['h2'],
+    });
+    let socket: Duplex | undefined;
+    session.once('connect', (_session, raw) => {
+      socket = raw;
     });
     const settingsTimeout = this.#options.settingsTimeoutMs ?? 5_000;
     try {
@@ -221,6 +227,7 @@ export class MuxClient extends EventEmitter implements WsClient {
     const conn: Connection = {
       id: this.#nextId++,
       session,
+      socket,
       active: 0,
       limit: Math.min(peerLimit, this.#options.maxStreamsPerConnection ?? Number.MAX_SAFE_INTEGER),
       goingAway: false,

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { RawData } from 'ws';
+import { CloseCode, reopensAfter } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
 import type { OpenSessionOptions, WsClient, WsSession } from './types.js';
 
@@ -8,11 +9,10 @@ import type { OpenSessionOptions, WsClient, WsSession } from './types.js';
 // reopened on the same client (so MuxClient puts it on a live connection) with exponential backoff
 // and full jitter, and the count of reopens is reported.
 //
-// Close-code policy (which closes mean "come back", which mean "stop"):
-//   reopen: 1001 going away, 1005 no status, 1006 abnormal (connection lost), 1011 internal error,
-//           1012 service restart, 1013 try again later
-//   stop:   1000 normal, 1002/1003/1007 protocol or data errors, 1008 policy, 1009 too big, 4xxx app codes
-export const REOPEN_CODES: ReadonlySet<number> = new Set([1001, 1005, 1006, 1011, 1012, 1013]);
+// Close-code policy (which closes mean "come back", which mean "stop"): the `reopen` column of
+// CLOSE_CODES in lib/errors.ts, read through reopensAfter(). In short: reopen after 1001 going away,
+// 1005/1006 (no status, connection lost), 1011 internal error, 1012 restart, 1013 try again later;
+// stop after 1000, protocol and data errors, policy, too big, and 4xxx application codes.
 
 const log = logger('session-keeper');
 
@@ -58,7 +58,7 @@ export class KeptSession extends EventEmitter {
     return true;
   }
 
-  close(code = 1000, reason = ''): void {
+  close(code: number = CloseCode.NORMAL, reason = ''): void {
     this.#closedByUs = true;
     this.current?.ws.close(code, reason);
   }
@@ -80,7 +80,7 @@ function offsetOf(text: string): string | undefined {
 }
 
 /** Message recovery: reopen with `?since=<last offset>` so the backend replays what was missed. */
-export function resumePath(path: string, offset: string | undefined): string {
+function resumePath(path: string, offset: string | undefined): string {
   if (!offset) return path;
   const url = new URL(path, 'http://x');
   url.searchParams.set('since', offset);
@@ -117,7 +117,7 @@ export class SessionKeeper {
 
   close(): void {
     this.#closed = true;
-    for (const k of this.#sessions) k.close(1000, 'client closing');
+    for (const k of this.#sessions) k.close(CloseCode.NORMAL, 'client closing');
   }
 
   async #attach(kept: KeptSession, session: WsSession, reopen: boolean): Promise<void> {
@@ -131,7 +131,7 @@ export class SessionKeeper {
     });
     session.ws.once('close', (code: number) => {
       kept.emit('down', code);
-      if (this.#closed || kept.closedByUs || !REOPEN_CODES.has(code)) return;
+      if (this.#closed || kept.closedByUs || !reopensAfter(code)) return;
       void this.#reopen(kept, code);
     });
     kept.emit('open', session, reopen);

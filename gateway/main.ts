@@ -5,7 +5,7 @@ import { gatewaySchema, type GatewayConfig } from '../lib/config.js';
 import { ConfigError, GatewayError } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
 import { isLoopbackHost } from '../lib/loopback.js';
-import { adminTokenFile } from './admin/token.js';
+import { adminTokenFile, readAdminToken } from './admin/token.js';
 import type { HotRestartEngine } from './core/hot-restart.js';
 import { stackFlags } from './core/stack-file.js';
 import { startStack } from './stack.js';
@@ -38,7 +38,7 @@ try {
 async function run(config: GatewayConfig): Promise<void> {
   // The chat page, live dashboard and explainers, served by the admin server.
   const web = createWebRoutes(webOptionsFromConfig(config));
-  const stack = await startStack(config, { log, extraRoutes: web });
+  const stack = await startStack(config, { log, extraRoutes: web.routes });
   const { front } = stack;
   const how =
     front.engine === 'envoy'
@@ -48,16 +48,21 @@ async function run(config: GatewayConfig): Promise<void> {
       : 'driven over its runtime API, master-worker reloads';
   // The helpers find this stack through its state dir (stack.json): say so when it is not the default.
   const find = stackFlags(config.stateDir).join(' ');
+  // On loopback the first visit needs no copy-paste: the link carries the token, which the admin
+  // server trades for a cookie and drops from the address bar. Elsewhere the link would leak it.
+  const token = readAdminToken(config.stateDir, config.adminToken);
+  const dashboard = `${stack.adminUrl}/dashboard?token=${isLoopbackHost(config.host) && token ? encodeURIComponent(token) : '<admin token>'}`;
   process.stdout.write(
     [
       '',
+      `open:  ${dashboard}`,
       `ready: front ${front.url}  (${front.label}; HTTP/1.1 Upgrade and h2c RFC 8441 on one port)`,
       `       routes  ws://${config.host}:${config.frontPort}/echo  /chat/<room>  /feed`,
       ...(front.tlsUrl ? [`       tls     ${front.tlsUrl}  (ALPN h2, http/1.1${stack.caFile ? `; self-signed, trust ${stack.caFile}` : ''})`] : []),
       `       front   ${how}; ${front.engine === 'envoy' ? 'admin' : 'stats'} ${front.statsUrl}`,
       `       auth    ${config.jwtSecret ? 'JWT (HS256) required at the handshake' : 'none (loopback demo; set JWT_SECRET to require tokens)'}${config.allowedOrigins.length ? `; origins ${config.allowedOrigins.join(', ')}` : ''}`,
       `       admin   ${stack.adminUrl}/endpoints  (npm run endpoints -- list${find ? ` ${find}` : ''}; token in ${config.adminToken ? 'ADMIN_TOKEN' : adminTokenFile(config.stateDir)})`,
-      `       web     ${stack.adminUrl}/  (chat)  ${stack.adminUrl}/dashboard  ${stack.adminUrl}/explain   (first visit: ${stack.adminUrl}/dashboard?token=<admin token>)`,
+      `       web     ${stack.adminUrl}/  (chat)  ${stack.adminUrl}/dashboard  ${stack.adminUrl}/explain   (every page needs the token once: the open: link, or paste it on the login page)`,
       `       backends ${stack.registry.list().map((e) => `${e.id}=${e.host}:${e.port}`).join('  ')}${config.manageBackends ? '' : '  (not started here)'}`,
       `       try: npm run demo -- --front-url ${front.url}   npm run hot-restart${find ? ` -- ${find}` : ''} (or SIGHUP)   stop: Ctrl-C`,
       '',

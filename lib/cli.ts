@@ -84,7 +84,7 @@ function flagLines(shape: Record<string, z.ZodType>, option: boolean, env: boole
 }
 
 /** `--help`: usage line, what it does, every flag with its default (and env var), then the epilog. */
-export function usageText(command: Command): string {
+function usageText(command: Command): string {
   const env = command.env !== false;
   const out = [`usage: ${command.name} -- ${command.synopsis ?? '[options]'}`, '', ...wrap(command.about), ''];
   const options = command.options?.shape ?? {};

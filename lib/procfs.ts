@@ -8,7 +8,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 let ticksPerSecond: number | undefined;
 
 /** USER_HZ, the unit of utime/stime in /proc/<pid>/stat (100 on nearly every Linux). */
-export function clockTicks(): number {
+function clockTicks(): number {
   if (ticksPerSecond === undefined) {
     try {
       ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
@@ -44,7 +44,7 @@ export function rssBytes(pid: number): number | undefined {
 }
 
 /** Inodes of the sockets a process holds open, and its total fd count. */
-export function socketInodes(pid: number): { fds: number; inodes: Set<number> } {
+function socketInodes(pid: number): { fds: number; inodes: Set<number> } {
   const inodes = new Set<number>();
   let names: string[];
   try {

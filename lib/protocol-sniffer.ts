@@ -22,7 +22,7 @@ export interface SniffTargets {
 
 export type Dispatch = 'h1' | 'h2' | 'tls' | 'need-more';
 
-export function classify(head: Buffer): Dispatch {
+function classify(head: Buffer): Dispatch {
   if (head.length === 0) return 'need-more';
   if (head[0] === TLS_HANDSHAKE) return 'tls';
   const n = Math.min(head.length, H2_PREFACE.length);

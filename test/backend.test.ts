@@ -1,3 +1,5 @@
+import http2 from 'node:http2';
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { H1Client, MuxClient, type WsClient, type WsSession } from '../client/index.js';
 import { startBackendProcess } from '../gateway/core/backend-process.js';
@@ -145,8 +147,97 @@ describe('backend HTTP endpoints', () => {
     expect(metrics).toMatch(/ws_messages_total\{[^}]*direction="in"[^}]*transport="h1"/);
     expect(metrics).toMatch(/ws_bytes_total/);
   });
+  it('counts every message and byte in both directions per transport (exported on scrape)', async () => {
+    const counted = async () => {
+      const text = await (await fetch(`${url}/metrics`)).text();
+      const read = (name: string, direction: string, transport: string) =>
+        Number(new RegExp(`^${name}\\{direction="${direction}",transport="${transport}"[^}]*\\} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
+      return Object.fromEntries(
+        (['h1', 'h2'] as const).flatMap((t) => [
+          [`${t} messages in`, read('ws_messages_total', 'in', t)],
+          [`${t} messages out`, read('ws_messages_total', 'out', t)],
+          [`${t} bytes in`, read('ws_bytes_total', 'in', t)],
+          [`${t} bytes out`, read('ws_bytes_total', 'out', t)],
+        ]),
+      );
+    };
+    const before = await counted();
+    for (const [transport, make] of [['h2', (u: string) => new MuxClient(u)], ['h1', (u: string) => new H1Client(u)]] as const) {
+      const c = make(url);
+      const s = await c.open('/echo');
+      for (let i = 0; i < 7; i++) await echo(s.ws, 'x'.repeat(10));
+      await c.close();
+      const after = await counted();
+      expect(after[`${transport} messages in`]! - before[`${transport} messages in`]!).toBe(7);
+      expect(after[`${transport} messages out`]! - before[`${transport} messages out`]!).toBe(7);
+      expect(after[`${transport} bytes in`]! - before[`${transport} bytes in`]!).toBe(70);
+      expect(after[`${transport} bytes out`]! - before[`${transport} bytes out`]!).toBe(70);
+      Object.assign(before, after);
+    }
+  });
   it('answers 426 to a plain GET on a WebSocket route', async () => {
     expect((await fetch(`${url}/echo`)).status).toBe(426);
+  });
+});
+
+/** One HTTP/1.1 Upgrade with `version` as Sec-WebSocket-Version (none when undefined) → status and headers. */
+function h1Handshake(port: number, version: string | undefined): Promise<{ status: number; headers: Record<string, string> }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () =>
+      socket.write(
+        'GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+          `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n${version === undefined ? '' : `Sec-WebSocket-Version: ${version}\r\n`}\r\n`,
+      ),
+    );
+    let head = '';
+    socket.on('error', reject);
+    socket.on('data', (d) => {
+      head += d.toString('latin1');
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      socket.destroy();
+      const [statusLine, ...lines] = head.slice(0, end).split('\r\n');
+      const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+      resolve({ status: Number(statusLine!.split(' ')[1]), headers });
+    });
+  });
+}
+
+/** One RFC 8441 extended CONNECT with `version` (none when undefined) → status and headers. */
+async function h2Handshake(port: number, version: string | undefined): Promise<{ status: number; headers: http2.IncomingHttpHeaders }> {
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  try {
+    await new Promise((r) => session.once('remoteSettings', r));
+    const headers: http2.OutgoingHttpHeaders = { ':method': 'CONNECT', ':protocol': 'websocket', ':scheme': 'http', ':path': '/echo' };
+    if (version !== undefined) headers['sec-websocket-version'] = version;
+    const stream = session.request(headers, { endStream: false });
+    stream.on('error', () => {});
+    const response = await new Promise<http2.IncomingHttpHeaders>((r) => stream.once('response', r));
+    return { status: Number(response[':status']), headers: response };
+  } finally {
+    session.destroy();
+  }
+}
+
+describe('WebSocket version, directly at a backend', () => {
+  // RFC 6455 §4.2.2/§4.4: a version the server does not speak gets an error and the versions it does.
+  // `ws` alone accepts 8 over HTTP/1.1; the RFC 8441 path never did: both transports must agree.
+  it.each([
+    ['8', 426],
+    ['7', 426],
+    ['14', 426],
+    [undefined, 426],
+    ['13', 'accepted'],
+  ] as const)('Sec-WebSocket-Version %s: the same answer over HTTP/1.1 and HTTP/2', async (version, expected) => {
+    const h1 = await h1Handshake(backend.port, version);
+    const h2 = await h2Handshake(backend.port, version);
+    if (expected === 'accepted') {
+      expect([h1.status, h2.status]).toEqual([101, 200]);
+      return;
+    }
+    expect([h1.status, h2.status]).toEqual([expected, expected]);
+    expect([h1.headers['sec-websocket-version'], h2.headers['sec-websocket-version']]).toEqual(['13', '13']);
+    expect([h1.headers['x-backend-id'], h2.headers['x-backend-id']]).toEqual(['bt', 'bt']);
   });
 });
 

@@ -1,5 +1,4 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,6 +7,7 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackendProcess, type BackendProcess } from '../gateway/core/backend-process.js';
 import { freePort } from '../lib/ports.js';
+import { createAdminHttpServer, type AdminHttpServer } from '../gateway/admin/http-server.js';
 import { createWebRoutes, EXPLAINERS, type WebRoutes } from '../gateway/admin/pages.js';
 import { renderMarkdown } from '../gateway/admin/markdown.js';
 import { logger } from '../lib/log.js';
@@ -180,6 +180,14 @@ describeEachFront('browser: chat page and dashboard in Chromium, through the fro
 
       // Let a poll land the endpoint health (b4's first check, the h2 split) before the picture.
       await expect.poll(() => page.locator('[data-endpoint=b4] td[data-field=sessions]').innerText(), { timeout: 3_000 }).not.toBe('–');
+      // The charts over time: a line per backend (b4 too), the front's sessions reaching the load,
+      // messages per second from the backends' counts, and a dashed mark at the hot restart.
+      await expect.poll(() => page.locator('[data-testid=chart-backends] path[data-series=b4]').count(), { timeout: 5_000 }).toBe(1);
+      await page.locator('[data-testid=chart-front] line.mark.hot-restart').waitFor({ state: 'attached', timeout: 3_000 });
+      const peak = (field: 'sessions' | 'messagesPerS') =>
+        page.evaluate((f) => Math.max(0, ...(window as unknown as { gwDashboard: { history: Array<Record<string, number | null>> } }).gwDashboard.history.map((s) => s[f] ?? 0)), field);
+      await expect.poll(() => peak('sessions'), { timeout: 5_000 }).toBeGreaterThanOrEqual(200);
+      await expect.poll(() => peak('messagesPerS'), { timeout: 10_000 }).toBeGreaterThan(0);
       const shot = await screenshot(page, `dashboard-${front}.png`);
       expect(shot.width).toBeGreaterThanOrEqual(1_000);
       expect(shot.bytes).toBeGreaterThan(20_000);
@@ -196,6 +204,36 @@ describeEachFront('browser: chat page and dashboard in Chromium, through the fro
       await page.close();
       if (stack!.registry.has('b4')) stack!.registry.remove('b4');
       await extra?.process.stop(5_000);
+    }
+  });
+
+  it.skipIf(!chromiumPath)('a first visit without the token: a login page, a wrong token said so, the right one opens the dashboard', async () => {
+    const { context } = browser!;
+    await context.clearCookies();
+    const page = await context.newPage();
+    try {
+      const res = await page.goto(`${stack!.adminUrl}/dashboard`);
+      expect(res?.status()).toBe(401);
+      await page.locator('[data-testid=login]').waitFor({ timeout: 5_000 });
+      // The stylesheet is open to anyone: the login page is styled, not raw.
+      expect(await page.evaluate(() => getComputedStyle(document.querySelector('main')!).maxWidth)).toBe('560px');
+      await screenshot(page, `login-${front}.png`);
+
+      await page.locator('[data-testid=login-token]').fill('not-the-token');
+      await page.locator('[data-testid=login-submit]').click();
+      await page.locator('[data-testid=login-error]').waitFor({ timeout: 5_000 });
+
+      await page.locator('[data-testid=login-token]').fill(stack!.adminToken);
+      await page.locator('[data-testid=login-submit]').click();
+      await page.locator('#live.on').waitFor({ timeout: 10_000 });
+      // The token left the address bar for a cookie.
+      expect(page.url()).toBe(`${stack!.adminUrl}/dashboard`);
+      // API clients still get JSON.
+      const api = await fetch(`${stack!.adminUrl}/endpoints`, { headers: { accept: 'application/json' } });
+      expect(api.status).toBe(401);
+      expect(((await api.json()) as { error: { code: string } }).error.code).toBe('GW_ERR_UNAUTHORIZED');
+    } finally {
+      await page.close();
     }
   });
 
@@ -241,7 +279,7 @@ describeEachFront('browser: chat page and dashboard in Chromium, through the fro
 // The routes on their own (no stack, no browser): bench report discovery, the load endpoint's bounds,
 // falling through to the admin API for everything else, and the Markdown renderer's escaping.
 describe('web routes without a browser', () => {
-  let server: http.Server;
+  let server: AdminHttpServer;
   let base: string;
   let routes: WebRoutes;
   let benchDir: string;
@@ -249,17 +287,16 @@ describe('web routes without a browser', () => {
   beforeAll(async () => {
     benchDir = mkdtempSync(path.join(os.tmpdir(), 'gw-bench-'));
     routes = createWebRoutes({ frontUrl: 'http://127.0.0.1:1', benchDir, log: logger('web-test') });
-    server = http.createServer((req, res) => {
-      void routes(req, res, new URL(req.url ?? '/', 'http://admin')).then((handled) => {
-        if (!handled) res.writeHead(418).end('not mine');
-      });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    // The admin server's HTTP layer without the admin API: what the pages leave alone answers 418.
+    server = createAdminHttpServer(logger('web-test'));
+    await server.register(routes.routes);
+    server.setNotFoundHandler((_request, reply) => reply.code(418).send('not mine'));
+    await server.listen({ port: 0, host: '127.0.0.1' });
+    base = `http://127.0.0.1:${(server.server.address() as AddressInfo).port}`;
   });
   afterAll(async () => {
     await routes?.close();
-    await new Promise<void>((r) => server?.close(() => r()));
+    await server?.close();
     rmSync(benchDir, { recursive: true, force: true });
   });
 
@@ -285,7 +322,7 @@ describe('web routes without a browser', () => {
   });
 
   it('bounds the load: at most 2,000 sessions and 60 s, known fields only, one run at a time', async () => {
-    const post = (body: unknown) => fetch(`${base}/load`, { method: 'POST', body: JSON.stringify(body) });
+    const post = (body: unknown) => fetch(`${base}/load`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     for (const [body, field] of [
       [{ sessions: 2_001, seconds: 5 }, 'sessions'],
       [{ sessions: 10, seconds: 61 }, 'seconds'],
@@ -316,8 +353,9 @@ describe('web routes without a browser', () => {
     expect((await fetch(`${base}/explain/no-such-page`)).status).toBe(404);
   });
 
+  // GitHub-flavoured tables: a `|` inside a cell, code span or not, is written `\|`.
   it('renders Markdown with all text escaped', () => {
-    const { title, html } = renderMarkdown('# A <b>title</b>\n\nSome `<code>` and **`bold code`** and <script>x</script>.\n\n| a | b |\n|---|---|\n| `x|y` | [link](other.md) |\n', {
+    const { title, html } = renderMarkdown('# A <b>title</b>\n\nSome `<code>` and **`bold code`** and <script>x</script>.\n\n| a | b |\n|---|---|\n| `x\\|y` | [link](other.md) |\n', {
       link: (href) => `/explain/${href.replace('.md', '')}`,
     });
     expect(title).toBe('A <b>title</b>');

@@ -34,6 +34,7 @@ const CONFIG: Record<string, z.ZodObject> = {
   endpoints: findStackSchema,
   'hot-restart': findStackSchema,
   'envoy:check': gatewaySchema.pick({}),
+  'h2-frames': gatewaySchema.pick({}),
 };
 
 /** A misspelt flag per command, and the flag it should suggest. */
@@ -48,6 +49,7 @@ const TYPOS: Record<string, [string[], string]> = {
   endpoints: [['list', '--admin-prot', '9000'], '--admin-port'],
   'hot-restart': [['--stauts'], '--status'],
   'envoy:check': [['--strcit'], '--strict'],
+  'h2-frames': [['--quiet-dat'], '--quiet-data'],
 };
 
 const env = { ...process.env, LOG_LEVEL: 'warn', LOG_FORMAT: 'json' };

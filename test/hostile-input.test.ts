@@ -77,6 +77,7 @@ async function handshakeOutcomes(port: number): Promise<Record<string, number>> 
   const good = await rawH1(port, '/echo', 'X-Test: 1\r\n');
   good.socket.destroy();
   outcomes['h1 good handshake (control)'] = good.status;
+  outcomes['h1 Sec-WebSocket-Version 8'] = await rawRequest(port, 'GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n');
   outcomes['h1 missing Sec-WebSocket-Version'] = await rawRequest(port, 'GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
   outcomes['h1 malformed Sec-WebSocket-Key'] = await rawRequest(port, 'GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n\r\n');
   outcomes['h1 bad room name'] = await rawH1(port, '/chat/' + 'x'.repeat(65)).then(({ status, socket }) => (socket.destroy(), status));
@@ -91,21 +92,19 @@ const BACKEND_HANDSHAKE_STATUS: Record<string, number> = {
   'h2 bad since offset': 400,
   'h2 unknown route': 404,
   'h1 good handshake (control)': 101,
-  'h1 missing Sec-WebSocket-Version': 400,
+  // Versions other than 13 get 426 + Sec-WebSocket-Version: 13 on both transports (backend/ws-version.ts).
+  'h1 Sec-WebSocket-Version 8': 426,
+  'h1 missing Sec-WebSocket-Version': 426,
   'h1 malformed Sec-WebSocket-Key': 400,
   'h1 bad room name': 400,
 };
 
 /** Where the answer through a front differs from the backend's own, and why. */
 const FRONT_HANDSHAKE_STATUS: Record<FrontName, Record<string, number>> = {
-  haproxy: {
-    // Both fronts pass `sec-websocket-version: 8` on unchanged, but as an HTTP/1.1 Upgrade (HTTP/1.1
-    // upstream), where `ws` accepts version 8 (hybi-08) as well as 13; the backend's own RFC 8441
-    // path accepts only 13 (426). Seen at a stand-in backend: the header arrives as sent.
-    'h2 sec-websocket-version 8': 200,
-  },
+  // Both fronts pass `sec-websocket-version: 8` on unchanged (as an HTTP/1.1 Upgrade with HTTP/1.1
+  // upstream), and the backend answers 426 on either transport, so the client gets the backend's answer.
+  haproxy: {},
   envoy: {
-    'h2 sec-websocket-version 8': 200, // as with HAProxy, above
     // Envoy upgrades only the types in upgrade_configs (websocket) and answers any other :protocol
     // itself with 403 (`server: envoy`, no x-backend-id); HAProxy forwards it and the backend says 400.
     'h2 :protocol other than websocket': 403,

@@ -66,6 +66,9 @@ describeEachFront('hot restart under load', (frontName) => {
       load.start();
       expect(await sessionsByGeneration(stack, first)).toEqual({ 1: 1200 });
 
+      const frontTotals = async () => (await (await stack.adminFetch('/front')).json()) as { connectionsTotal: number; sessionsTotal: number };
+      const totalsBefore = await frontTotals();
+      expect(totalsBefore.sessionsTotal).toBeGreaterThanOrEqual(1200);
       for (const round of [1, 2]) {
         await sleep(1_000);
         const response = await stack.adminFetch(`/hot-restart`, { method: 'POST' });
@@ -100,6 +103,11 @@ describeEachFront('hot restart under load', (frontName) => {
       }
       await sleep(1_000);
       await load.quiesce(10_000);
+      // "Since the front started" survives the restarts: the new generation's counters start again,
+      // the gateway adds back what the old one had counted.
+      const totalsAfter = await frontTotals();
+      expect(totalsAfter.sessionsTotal).toBeGreaterThanOrEqual(totalsBefore.sessionsTotal + 71);
+      expect(totalsAfter.connectionsTotal).toBeGreaterThanOrEqual(totalsBefore.connectionsTotal);
 
       const totals = load.totals();
       numbersOf(frontName).echoesLost += totals.lost;

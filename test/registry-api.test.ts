@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -92,6 +93,28 @@ describe('admin API', () => {
     expect((await api('PATCH', '/endpoints/nope', { weight: 2 })).status).toBe(404);
     expect((await api('POST', '/endpoints/nope/drain')).status).toBe(404);
     expect((await api('DELETE', '/endpoints/nope')).status).toBe(404);
+  });
+
+  it("answers HTTP's own errors in the same JSON shape: bad target 400, unknown path 404, other method 405, too large 413", async () => {
+    // A target the WHATWG parser refuses (fetch cannot send it): raw HTTP/1.1.
+    const raw = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = http.request(`${admin.url}/`, { path: '//%zz/endpoints', headers: { authorization: `Bearer ${TOKEN}` } }, (res) => {
+        let body = '';
+        res.on('data', (d) => (body += d)).on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject).end();
+    });
+    expect(raw.status).toBe(400);
+    expect(JSON.parse(raw.body).error.code).toBe('GW_ERR_BAD_REQUEST_TARGET');
+    expect(await api('GET', '/no-such-route')).toMatchObject({ status: 404, json: { error: { code: 'GW_ERR_NOT_FOUND' } } });
+    expect((await fetch(`${admin.url}/no-such-route`)).status).toBe(401);
+    const put = await fetch(`${admin.url}/endpoints`, { method: 'PUT', headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(put.status).toBe(405);
+    expect(put.headers.get('allow')).toMatch(/GET.*POST|POST.*GET/);
+    expect(((await put.json()) as { error: { code: string } }).error.code).toBe('GW_ERR_METHOD');
+    const big = await api('POST', '/endpoints', { address: '127.0.0.1:3', pad: 'x'.repeat(70 * 1024) });
+    expect(big.status).toBe(413);
+    expect(big.json.error.message).toMatch(/larger than 65536 bytes/);
   });
 
   it('changes a weight', async () => {

@@ -138,6 +138,16 @@ const avoidedSince = (id: string, k: number) => (ids: string[]) => {
   return ids.length - from >= k ? from : undefined;
 };
 
+/** EDS as resources.ts builds it, or, while `badEds` is set, with an address no client accepts (the NACK test). */
+let badEds = false;
+function edsWithBadAddress(...args: Parameters<typeof R.clusterLoadAssignment>): JsonObject {
+  const cla = R.clusterLoadAssignment(...args);
+  if (!badEds) return cla;
+  const eps = cla.endpoints as Array<{ lb_endpoints: Array<{ endpoint: { address: { socket_address: { address: string } } } }> }>;
+  eps[0]!.lb_endpoints[0]!.endpoint.address.socket_address.address = 'not-an-ip';
+  return cla;
+}
+
 beforeAll(async () => {
   servers = await Promise.all(['s1', 's2', 's3'].map((id) => startWhoServer(id)));
   spare = await startWhoServer('s4');
@@ -145,7 +155,7 @@ beforeAll(async () => {
     seed: servers.map((s) => ({ id: s.id, host: s.host, port: s.port })),
     log: pino({ level: 'silent' }),
   });
-  xds = await startXdsServer({ registry, host: '127.0.0.1', port: 0, log: xdsLog });
+  xds = await startXdsServer({ registry, host: '127.0.0.1', port: 0, log: xdsLog, translator: { clusterLoadAssignment: edsWithBadAddress } });
 
   process.env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify({
     xds_servers: [{ server_uri: `127.0.0.1:${xds.port}`, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] }],
@@ -247,12 +257,9 @@ describe('xDS control plane with a real gRPC xDS client (@grpc/grpc-js-xds)', ()
     xds.on('response', onResponse);
     const nackP = nextEvent<XdsNackEvent>('nack', grpcEds);
     const t0 = performance.now();
-    xds.setTestOnlyCorruption((typeUrl, resource) => {
-      if (typeUrl !== TypeUrl.endpoint) return resource;
-      const eps = resource.endpoints as Array<{ lb_endpoints: Array<{ endpoint: { address: { socket_address: { address: string } } } }> }>;
-      eps[0]!.lb_endpoints[0]!.endpoint.address.socket_address.address = 'not-an-ip';
-      return resource;
-    });
+    // A registry change makes the server rebuild EDS, now with the bad address.
+    badEds = true;
+    registry.update('s1', { weight: 3 });
     const nack = await nackP;
     console.log(`[xds timing] corrupt EDS pushed → gRPC client NACK in ${Math.round(performance.now() - t0)} ms: ${nack.message}`);
 
@@ -277,12 +284,15 @@ describe('xDS control plane with a real gRPC xDS client (@grpc/grpc-js-xds)', ()
     await new Promise((r) => setTimeout(r, 600));
     expect(responses.map((r) => r.version)).toEqual([nack.version]);
 
-    // Hook removed → the good content goes out again (same content, same version) and is ACKed.
+    // Good EDS again, and the change undone → the good content goes out again (a newer registry
+    // version, the same content hash) and is ACKed.
     const ackP = nextEvent<XdsAckEvent>('ack', grpcEds);
-    xds.setTestOnlyCorruption(undefined);
+    badEds = false;
+    registry.update('s1', { weight: 1 });
     const ack = await ackP;
     xds.off('response', onResponse);
-    expect(ack.version).toBe(good);
+    expect(ack.version).not.toBe(good);
+    expect(ack.version.split('-')[1]).toBe(good.split('-')[1]);
     expect(grpcNode()!.types.EDS!.nacked).toBeUndefined();
 
     // And registry changes flow again.
@@ -583,7 +593,7 @@ describe('every emitted resource validates against the Envoy v3 protos', () => {
     expect(res.errors.map((p) => p.path).sort()).toEqual(['bogus_field', 'lb_policy']);
   });
 
-  it('the test-only corruption still encodes (it is a semantic error the client must catch, not a wire error)', () => {
+  it('the bad EDS of the NACK test still encodes (it is a semantic error the client must catch, not a wire error)', () => {
     const cla = R.clusterLoadAssignment(registry.list(), R.DEFAULT_RESOURCE_OPTIONS);
     ((cla.endpoints as JsonObject[])[0]!.lb_endpoints as Array<{ endpoint: { address: { socket_address: { address: string } } } }>)[0]!.endpoint.address.socket_address.address = 'not-an-ip';
     const bytes = encodeResource('envoy.config.endpoint.v3.ClusterLoadAssignment', cla);

@@ -3,8 +3,24 @@
 // /front (connections vs sessions at the proxy), /hot-restart (generations) and /load are polled
 // once a second for the numbers that change without an event.
 
+import { colorOf, drawTimeChart } from './charts.js';
+
 const $ = (id) => document.getElementById(id);
-const state = { endpoints: new Map(), version: null, generations: [], front: null, load: null, events: [], lastEventId: 0, live: false };
+const HISTORY_MS = 5 * 60_000;
+const state = {
+  endpoints: new Map(),
+  version: null,
+  generations: [],
+  front: null,
+  load: null,
+  events: [],
+  lastEventId: 0,
+  live: false,
+  // One sample a second for the charts: { at, backends: { id: sessions }, h2, h1, connections, sessions, messagesPerS }.
+  history: [],
+  // Dashed lines on the charts: { at, label, kind }.
+  marks: [],
+};
 // For tests and the curious.
 window.gwDashboard = state;
 
@@ -55,7 +71,10 @@ function describe(type, data) {
   }
 }
 
+const MARKED = { 'hot-restart': 'restart', drained: 'drained', 'backend-restarted': 'crash' };
+
 function logEvent(type, text, at = new Date()) {
+  if (MARKED[type]) state.marks.push({ at: at.getTime(), label: MARKED[type], kind: type });
   state.events.unshift({ type, text, at });
   state.events.length = Math.min(state.events.length, 50);
   const list = $('events');
@@ -100,6 +119,7 @@ function connectEvents() {
     if (data.type === 'removed') state.endpoints.delete(data.endpoint.id);
     else state.endpoints.set(data.endpoint.id, { ...(state.endpoints.get(data.endpoint.id) ?? { health: null }), ...data.endpoint });
     renderEndpoints();
+    if (data.type === 'updated' && data.endpoint.state === 'draining' && data.previous.state !== 'draining') state.marks.push({ at: Date.now(), label: `drain ${data.endpoint.id}`, kind: 'drain' });
     logEvent('endpoint', describe('endpoint', data));
   });
   source.addEventListener('drained', (e) => seen(e) || logEvent('drained', describe('drained', JSON.parse(e.data))));
@@ -295,6 +315,60 @@ async function showBench() {
   );
 }
 
+// ---- history and charts ---------------------------------------------------------------------------
+
+/** Messages handled per backend at the previous sample, to turn the backends' totals into a rate. */
+const lastMessages = new Map();
+
+function sample() {
+  const at = Date.now();
+  const backends = {};
+  let h2 = 0;
+  let h1 = 0;
+  let messagesPerS = 0;
+  for (const e of state.endpoints.values()) {
+    const h = e.health;
+    backends[e.id] = h?.sessions ?? 0;
+    h2 += h?.transports?.h2 ?? 0;
+    h1 += h?.transports?.h1 ?? 0;
+    if (typeof h?.messages === 'number' && typeof h.checkedAt === 'number') {
+      const prev = lastMessages.get(e.id);
+      // Health checks may be slower than this page's polling: the same check again keeps the last
+      // rate; a backend that restarted counts from 0 again, which gives no rate (not a negative one).
+      let rate = prev?.rate ?? 0;
+      if (prev && h.checkedAt > prev.checkedAt) rate = h.messages >= prev.messages ? ((h.messages - prev.messages) * 1000) / (h.checkedAt - prev.checkedAt) : 0;
+      messagesPerS += rate;
+      lastMessages.set(e.id, { messages: h.messages, checkedAt: h.checkedAt, rate });
+    }
+  }
+  state.history.push({ at, backends, h2, h1, connections: state.front?.connections ?? null, sessions: state.front?.sessions ?? null, messagesPerS });
+  while (state.history.length && state.history[0].at < at - HISTORY_MS) state.history.shift();
+  while (state.marks.length && state.marks[0].at < at - HISTORY_MS) state.marks.shift();
+}
+
+function renderCharts() {
+  const h = state.history;
+  // The window grows with the page's age, from one minute up to five: a fresh page is not a squashed line at the right edge.
+  const age = h.length ? Date.now() - h[0].at : 0;
+  const common = { marks: state.marks, windowMs: Math.min(HISTORY_MS, Math.max(60_000, age)) };
+  const ids = [...new Set(h.flatMap((s) => Object.keys(s.backends)))].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  drawTimeChart($('chart-backends'), {
+    ...common,
+    series: ids.map((id) => ({ name: id, color: colorOf(id), points: h.filter((s) => id in s.backends).map((s) => [s.at, s.backends[id]]) })),
+  });
+  const line = (name, color, pick) => ({ name, color, points: h.filter((s) => pick(s) !== null).map((s) => [s.at, pick(s)]) });
+  drawTimeChart($('chart-front'), {
+    ...common,
+    series: [
+      line('sessions at the front', '#333', (s) => s.sessions),
+      line('client connections', '#999', (s) => s.connections),
+      line('on HTTP/2 (streams)', 'var(--h2)', (s) => s.h2),
+      line('on HTTP/1.1', 'var(--h1)', (s) => s.h1),
+    ],
+  });
+  drawTimeChart($('chart-messages'), { ...common, unit: '/s', series: [line('messages/s', '#4e79a7', (s) => Math.round(s.messagesPerS))] });
+}
+
 // ---- polling ------------------------------------------------------------------------------------
 
 async function poll() {
@@ -302,6 +376,10 @@ async function poll() {
   const failed = results.filter((r) => r.status === 'rejected');
   if (failed.length === results.length) setLive(false, `admin API unreachable: ${failed[0].reason.message}`);
   else if (!state.live && failed.length === 0 && $('live-text').textContent.startsWith('admin API')) setLive(true, 'live (polling)');
+  if (failed.length < results.length) {
+    sample();
+    renderCharts();
+  }
   setTimeout(poll, 1000);
 }
 

@@ -1,26 +1,26 @@
+import fastifyStatic from '@fastify/static';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import type http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../../lib/config.js';
-import { GatewayError } from '../../lib/errors.js';
 import { logger } from '../../lib/log.js';
-import type { AdminDeps } from './api.js';
-import { isLoopbackHost, LoadBusyError, LoadNotLocalError, loadRequestSchema, LoadRunner } from './load.js';
+import type { AdminRoutes } from './api.js';
+import { HttpError } from './http-server.js';
+import { isLoopbackHost, loadRequestSchema, LoadRunner } from './load.js';
 import { withConfiguredPorts, type PortsInText } from './configured-ports.js';
 import { escapeHtml, renderMarkdown } from './markdown.js';
-import { HttpError, parseBody, readJsonBody } from './http-json.js';
 
-// The page, the dashboard and the explainers, served by the admin API's server through its
-// `extraRoutes` hook (so they sit behind the same admin token: visit `/?token=<token>` once and the
+// The page, the dashboard and the explainers: a fastify plugin the admin API's server registers as
+// its `extraRoutes` (so they sit behind the same admin token: visit `/?token=<token>` once and the
 // admin API trades it for a cookie). Nothing is fetched from the network: the HTML, CSS and JS are
 // the files in web/, the explainers are docs/explain/*.md rendered here, their diagrams are SVG files
 // inlined into the page.
 //
 //   GET  /                    chat page: the browser's own WebSocket through the front
 //   GET  /dashboard           live view of endpoints, front, generations, events; buttons
-//   GET  /assets/<file>       web/<file> (.js .css .svg)
+//   GET  /assets/<file>       web/<file> (.js .css .svg), by @fastify/static
 //   GET  /explain[/<name>]    docs/explain/<name>.md as HTML (index: docs/explain/README.md)
 //   GET  /explain/img/<f>.svg a diagram on its own
 //   GET  /bench               newest bench/results/*.html: {file, modified, charts: [<figure> SVG]} or {file: null, hint}
@@ -28,7 +28,7 @@ import { HttpError, parseBody, readJsonBody } from './http-json.js';
 //   GET  /load                the load button's status
 //   POST /load                {sessions ≤ 2000, seconds ≤ 60, transport?: "h2"|"h1"|"mixed"} → 202
 //   DELETE /load              stop the running load
-// Anything else returns false and falls through to the admin API's own routes.
+// Anything else (a missing asset included) is the admin server's 404.
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -46,12 +46,13 @@ export interface WebOptions {
   log?: Logger;
 }
 
-/** The `extraRoutes` hook, plus the load generator it owns and a way to stop it. */
-export type WebRoutes = NonNullable<AdminDeps['extraRoutes']> & {
+/** The routes (the admin server's `extraRoutes`), the load generator they own and a way to stop it. */
+export interface WebRoutes {
+  readonly routes: AdminRoutes;
   readonly load: LoadRunner;
   /** Stop a running load (call before the stack stops). */
   close(): Promise<void>;
-};
+}
 
 /** The web options a gateway config implies (front URLs from host and ports). */
 export function webOptionsFromConfig(config: Pick<GatewayConfig, 'host'> & PortsInText): WebOptions {
@@ -69,24 +70,22 @@ export const EXPLAINERS: ReadonlyArray<{ name: string; title: string }> = [
   { name: 'balancing', title: 'Per-stream vs per-connection balancing' },
   { name: 'endpoints', title: 'Adding and draining backends live' },
   { name: 'hot-restart', title: 'Hot restart and live streams' },
+  { name: 'flow-control', title: 'Flow control under multiplexing' },
+  { name: 'closing', title: 'How sessions end: GOAWAY, RST_STREAM and close codes' },
   { name: 'watch-frames', title: 'Watch the frames yourself' },
   { name: 'browsers', title: 'Browsers and RFC 8441' },
 ];
 
-const TYPES: Record<string, string> = {
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.html': 'text/html; charset=utf-8',
-};
-
-
+const HTML = 'text/html; charset=utf-8';
+/** The files under /assets/ and /explain/img/: one name, no directories, only these types. */
+const ASSET = /^\/[a-z0-9-]+\.(?:js|css|svg)$/;
+const DIAGRAM = /^\/[a-z0-9-]+\.svg$/;
 
 /** The host browsers should use for the front: its own, unless it is bound to every address. */
-function frontFor(base: string, req: http.IncomingMessage): URL {
+function frontFor(base: string, request: FastifyRequest): URL {
   const url = new URL(base);
   if (url.hostname === '0.0.0.0' || url.hostname === '[::]') {
-    const host = req.headers.host ?? '127.0.0.1';
+    const host = request.headers.host ?? '127.0.0.1';
     // The Host header is the client's to get wrong ("[", "%zz"): its fault, so a 400 rather than a 500.
     if (!URL.canParse(`http://${host}`)) throw new HttpError(400, 'GW_ERR_BAD_REQUEST', `invalid Host header ${JSON.stringify(host.slice(0, 200))}`);
     url.hostname = new URL(`http://${host}`).hostname;
@@ -102,9 +101,9 @@ export function createWebRoutes(options: WebOptions): WebRoutes {
   const log = options.log ?? logger('web');
   const load = new LoadRunner(options.frontUrl, log.child({ part: 'load' }));
 
-  const pageConfig = (req: http.IncomingMessage) => {
-    const front = frontFor(options.frontUrl, req);
-    const tls = options.frontTlsUrl ? frontFor(options.frontTlsUrl, req) : undefined;
+  const pageConfig = (request: FastifyRequest) => {
+    const front = frontFor(options.frontUrl, request);
+    const tls = options.frontTlsUrl ? frontFor(options.frontTlsUrl, request) : undefined;
     return {
       frontWs: `ws://${front.host}`,
       frontHttp: front.origin,
@@ -125,17 +124,14 @@ export function createWebRoutes(options: WebOptions): WebRoutes {
       "form-action 'self'",
     ].join('; ');
 
-  const send = (res: http.ServerResponse, status: number, type: string, body: string | Buffer, headers: Record<string, string> = {}) => {
-    res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', ...headers }).end(body);
-  };
-  const json = (res: http.ServerResponse, status: number, body: unknown) => send(res, status, 'application/json', JSON.stringify(body, null, 2) + '\n');
+  const sendHtml = (request: FastifyRequest, reply: FastifyReply, html: string) =>
+    reply.type(HTML).header('content-security-policy', csp(pageConfig(request))).send(html);
 
-  function page(req: http.IncomingMessage, res: http.ServerResponse, file: string): void {
-    const config = pageConfig(req);
+  /** A page of web/ with the front's URLs filled in (as JSON, safe inside <script>). */
+  const page = (file: string) => async (request: FastifyRequest, reply: FastifyReply) => {
     const template = readFileSync(path.join(webDir, file), 'utf8');
-    const html = template.replace('{{config}}', () => JSON.stringify(config).replace(/</g, '\\u003c'));
-    send(res, 200, TYPES['.html']!, html, { 'content-security-policy': csp(config) });
-  }
+    return sendHtml(request, reply, template.replace('{{config}}', () => JSON.stringify(pageConfig(request)).replace(/</g, '\\u003c')));
+  };
 
   function explainNav(current: string | undefined): string {
     return EXPLAINERS.map(
@@ -152,7 +148,7 @@ export function createWebRoutes(options: WebOptions): WebRoutes {
     return svg.replace(/<svg\b/, `<svg role="img" aria-label="${escapeHtml(alt)}"`);
   }
 
-  function explain(req: http.IncomingMessage, res: http.ServerResponse, name: string): void {
+  function explain(request: FastifyRequest, reply: FastifyReply, name: string) {
     const file = path.join(explainDir, `${name}.md`);
     if (!existsSync(file)) throw new HttpError(404, 'GW_ERR_NOT_FOUND', `no explainer "${name}"`);
     const source = readFileSync(file, 'utf8');
@@ -165,12 +161,11 @@ export function createWebRoutes(options: WebOptions): WebRoutes {
       },
       image: inlineSvg,
     });
-    const config = pageConfig(req);
     const html = readFileSync(path.join(webDir, 'explain.html'), 'utf8')
       .replace('{{title}}', () => escapeHtml(rendered.title ?? name))
       .replace('{{nav}}', () => explainNav(name === 'README' ? undefined : name))
       .replace('{{body}}', () => rendered.html);
-    send(res, 200, TYPES['.html']!, html, { 'content-security-policy': csp(config) });
+    return sendHtml(request, reply, html);
   }
 
   /**
@@ -198,104 +193,60 @@ export function createWebRoutes(options: WebOptions): WebRoutes {
     return best;
   }
 
-  async function handle(req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<boolean> {
-    const method = req.method ?? 'GET';
-    const p = url.pathname;
+  const routes: AdminRoutes = async (app) => {
+    // Pages and files change with the checkout: never cached, never type-sniffed.
+    app.addHook('onSend', async (_request, reply, payload) => {
+      reply.header('cache-control', 'no-store').header('x-content-type-options', 'nosniff');
+      return payload;
+    });
+    const files = { decorateReply: false, index: false, cacheControl: false } as const;
+    await app.register(fastifyStatic, { ...files, root: webDir, prefix: '/assets/', allowedPath: (p) => ASSET.test(p) });
+    await app.register(fastifyStatic, { ...files, root: path.join(explainDir, 'img'), prefix: '/explain/img/', allowedPath: (p) => DIAGRAM.test(p) });
 
-    if (method === 'GET' && (p === '/' || p === '/index.html')) {
-      page(req, res, 'chat.html');
-      return true;
-    }
-    if (method === 'GET' && (p === '/dashboard' || p === '/dashboard/')) {
-      page(req, res, 'dashboard.html');
-      return true;
-    }
+    for (const p of ['/', '/index.html']) app.get(p, page('chat.html'));
+    for (const p of ['/dashboard', '/dashboard/']) app.get(p, page('dashboard.html'));
+    for (const p of ['/explain', '/explain/']) app.get(p, async (request, reply) => explain(request, reply, 'README'));
+    app.get('/explain/:name', async (request: FastifyRequest<{ Params: { name: string } }>, reply) => {
+      // Lower-case names only: README is the index at /explain.
+      if (!/^[a-z0-9-]+$/.test(request.params.name)) return reply.callNotFound();
+      return explain(request, reply, request.params.name);
+    });
 
-    const asset = /^\/assets\/([a-z0-9-]+\.(?:js|css|svg))$/.exec(p);
-    if (asset && method === 'GET') {
-      const file = path.join(webDir, asset[1]!);
-      if (!existsSync(file)) throw new HttpError(404, 'GW_ERR_NOT_FOUND', `no asset ${asset[1]}`);
-      send(res, 200, TYPES[path.extname(file)]!, readFileSync(file));
-      return true;
-    }
-
-    if (method === 'GET' && (p === '/explain' || p === '/explain/')) {
-      explain(req, res, 'README');
-      return true;
-    }
-    const img = /^\/explain\/img\/([a-z0-9-]+\.svg)$/.exec(p);
-    if (img && method === 'GET') {
-      const file = path.join(explainDir, 'img', img[1]!);
-      if (!existsSync(file)) throw new HttpError(404, 'GW_ERR_NOT_FOUND', `no diagram ${img[1]}`);
-      send(res, 200, TYPES['.svg']!, readFileSync(file));
-      return true;
-    }
-    const doc = /^\/explain\/([a-z0-9-]+)$/.exec(p);
-    if (doc && method === 'GET') {
-      explain(req, res, doc[1]!);
-      return true;
-    }
-
-    if (p === '/bench' && method === 'GET') {
+    app.get('/bench', async () => {
       const latest = latestBench();
-      json(
-        res,
-        200,
-        latest
-          ? {
-              file: path.relative(root, path.join(benchDir, latest.file)),
-              modified: new Date(latest.modified).toISOString(),
-              url: '/bench/latest',
-              charts: benchCharts(readFileSync(path.join(benchDir, latest.file), 'utf8')),
-            }
-          : { file: null, hint: 'no bench report yet: run `npm run bench -- --quick` (about a minute) and reload' },
-      );
-      return true;
-    }
-    if (p === '/bench/latest' && method === 'GET') {
+      if (!latest) return { file: null, hint: 'no bench report yet: run `npm run bench -- --quick` (about a minute) and reload' };
+      return {
+        file: path.relative(root, path.join(benchDir, latest.file)),
+        modified: new Date(latest.modified).toISOString(),
+        url: '/bench/latest',
+        charts: benchCharts(readFileSync(path.join(benchDir, latest.file), 'utf8')),
+      };
+    });
+    app.get('/bench/latest', async (_request, reply) => {
       const latest = latestBench();
       if (!latest) throw new HttpError(404, 'GW_ERR_NOT_FOUND', 'no bench report yet: run `npm run bench -- --quick`');
       // The report is self-contained (inline CSS and SVG, a JSON data block, no script to run).
-      send(res, 200, TYPES['.html']!, readFileSync(path.join(benchDir, latest.file)), {
-        'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'",
-      });
-      return true;
-    }
+      return reply
+        .type(HTML)
+        .header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'")
+        .send(readFileSync(path.join(benchDir, latest.file)));
+    });
 
-    if (p === '/load') {
-      if (method === 'GET') {
-        json(res, 200, load.status());
-        return true;
-      }
-      if (method === 'DELETE') {
-        json(res, 200, await load.stop());
-        return true;
-      }
-      if (method === 'POST') {
+    app.get('/load', async () => load.status());
+    app.delete('/load', async () => load.stop());
+    app.post(
+      '/load',
+      {
+        bodyLimit: 16 * 1024,
+        schema: { body: loadRequestSchema },
         // Loopback visitors only: this opens up to 2,000 sessions against the front.
-        if (!isLoopbackHost(req.socket.remoteAddress ?? '')) throw new HttpError(403, 'GW_ERR_LOAD_NOT_LOCAL', 'the load button is for loopback visitors only');
-        json(res, 202, load.start(parseBody(loadRequestSchema, await readJsonBody(req, 16 * 1024))));
-        return true;
-      }
-      throw new HttpError(405, 'GW_ERR_METHOD', `${method} /load is not supported`);
-    }
-    return false;
-  }
+        onRequest: async (request) => {
+          if (!isLoopbackHost(request.socket.remoteAddress ?? '')) throw new HttpError(403, 'GW_ERR_LOAD_NOT_LOCAL', 'the load button is for loopback visitors only');
+        },
+      },
+      async (request, reply) => reply.code(202).send(load.start(request.body)),
+    );
+  };
 
-  const routes = (async (req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<boolean> => {
-    try {
-      return await handle(req, res, url);
-    } catch (err) {
-      const status =
-        err instanceof HttpError ? err.status : err instanceof LoadBusyError ? 409 : err instanceof LoadNotLocalError ? 403 : 500;
-      if (status === 500) log.error({ err }, 'web route failed');
-      const code = err instanceof GatewayError ? err.code : 'GW_ERR_INTERNAL';
-      if (!res.headersSent) res.writeHead(status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: { code, message: (err as Error).message } }) + '\n');
-      return true;
-    }
-  }) as WebRoutes;
-  Object.defineProperty(routes, 'load', { value: load });
-  Object.defineProperty(routes, 'close', { value: async () => void (await load.stop()) });
-  return routes;
+  return { routes, load, close: async () => void (await load.stop()) };
 }

@@ -1,6 +1,6 @@
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
-import { HttpError } from '../admin/http-json.js';
+import { HttpError } from '../admin/http-server.js';
 
 // Which addresses the admin API may register as backends. Registering an endpoint sends client
 // sessions to it, so by default only loopback is allowed (configurable CIDRs), names are resolved
@@ -18,7 +18,7 @@ export interface EndpointPolicyOptions {
 
 export type EndpointPolicy = (host: string, port: number) => Promise<void>;
 
-export function parseCidr(cidr: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } {
+function parseCidr(cidr: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } {
   const [address = '', bits] = cidr.split('/');
   const family = net.isIPv4(address) ? 'ipv4' : net.isIPv6(address) ? 'ipv6' : undefined;
   const prefix = Number(bits ?? (family === 'ipv4' ? 32 : 128));

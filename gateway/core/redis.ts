@@ -12,7 +12,7 @@ import { assertPortFree, canConnect, waitFor } from '../../lib/ports.js';
 // In-memory only (no RDB/AOF): room history is a recovery window, not a database.
 
 const run = promisify(execFile);
-export const REDIS_INSTALL_HINT = 'sudo apt-get install -y redis-server   (Debian/Ubuntu), or set REDIS_URL to an existing Redis';
+const REDIS_INSTALL_HINT = 'sudo apt-get install -y redis-server   (Debian/Ubuntu), or set REDIS_URL to an existing Redis';
 
 export interface LocalRedis {
   url: string;

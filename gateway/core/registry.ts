@@ -43,6 +43,13 @@ export class EndpointConflictError extends GatewayError {
   }
 }
 
+/** The state file is there but is not one this registry wrote: refusing beats starting from a guess. */
+class StateFileError extends GatewayError {
+  constructor(file: string, problem: string | undefined) {
+    super('GW_ERR_STATE_FILE', `${file} is not a valid registry state file: ${problem}; move it away to start from config`);
+  }
+}
+
 export const endpointIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'letters, digits, "-" or "_", at most 32');
 export const weightSchema = z.number().int().min(1).max(256);
 /** `host:port`; loopback or any IPv4/hostname, port 1..65535. */
@@ -171,7 +178,7 @@ export class EndpointRegistry extends EventEmitter {
     }
     const parsed = persistedSchema.safeParse(JSON.parse(text));
     if (!parsed.success) {
-      throw new GatewayError('GW_ERR_STATE_FILE', `${this.#stateFile} is not a valid registry state file: ${parsed.error.issues[0]?.message}; move it away to start from config`);
+      throw new StateFileError(this.#stateFile, parsed.error.issues[0]?.message);
     }
     this.#version = parsed.data.version;
     for (const e of parsed.data.endpoints) this.#endpoints.set(e.id, e);

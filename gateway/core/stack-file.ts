@@ -9,7 +9,7 @@ import type { Stack } from './stack.js';
 // when it stops. The helper commands (endpoints, hot-restart) read it from the state dir they are
 // given, so a stack on other ports is found with `--state-dir` alone; the admin token sits beside it.
 
-export interface StackFile {
+interface StackFile {
   /** The process that runs the stack (the gateway, or a demo/test that started one in-process). */
   pid: number;
   front: GatewayConfig['front'];
@@ -28,7 +28,7 @@ export interface StackFile {
   startedAt: string;
 }
 
-export const stackFilePath = (stateDir: string) => path.join(path.resolve(stateDir), 'stack.json');
+const stackFilePath = (stateDir: string) => path.join(path.resolve(stateDir), 'stack.json');
 
 export function writeStackFile(stack: Pick<Stack, 'config' | 'frontUrl' | 'frontTlsUrl' | 'adminUrl'>): void {
   const { config } = stack;
@@ -70,7 +70,7 @@ const alive = (pid: number) => {
 };
 
 /** The running stack's file, or undefined when there is none (or it was left by a process that is gone). */
-export function readStackFile(stateDir: string): StackFile | undefined {
+function readStackFile(stateDir: string): StackFile | undefined {
   const file = stackFilePath(stateDir);
   if (!existsSync(file)) return undefined;
   try {

@@ -111,7 +111,7 @@ export interface RestartPolicy {
   stopGraceMs: number;
 }
 
-export const DEFAULT_RESTART_POLICY: Readonly<RestartPolicy> = Object.freeze({
+const DEFAULT_RESTART_POLICY: Readonly<RestartPolicy> = Object.freeze({
   initialDelayMs: 250,
   maxDelayMs: 5_000,
   stableAfterMs: 10_000,

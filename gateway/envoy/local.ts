@@ -4,34 +4,11 @@ import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
 
 // A local Envoy front for users with an `envoy` binary (and for the any-front tests wherever one
-// exists): envoy/envoy-static.yaml or envoy/envoy.yaml (ADS), the same files, with the ports of this
-// run patched in; the tests validate the rendered files against the protos like every other config.
+// exists): envoy/envoy.yaml (ADS), the same file, with the ports of this run patched in; the tests
+// validate the rendered file against the protos like every other config.
 
 const ENVOY_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'envoy');
-const STATIC = path.join(ENVOY_DIR, 'envoy-static.yaml');
 const ADS = path.join(ENVOY_DIR, 'envoy.yaml');
-export interface LocalEnvoyPorts {
-  host: string;
-  frontPort: number;
-  adminPort: number;
-  backends: ReadonlyArray<{ host: string; port: number }>;
-}
-
-/** envoy-static.yaml with this run's ports; returns the path of the rendered file. */
-export function renderStaticEnvoyConfig(ports: LocalEnvoyPorts, dir: string): string {
-  const doc = parse(readFileSync(STATIC, 'utf8')) as any;
-  doc.admin.address.socket_address = { address: ports.host, port_value: ports.adminPort };
-  const listener = doc.static_resources.listeners.find((l: any) => l.name === 'front');
-  listener.address.socket_address = { address: ports.host, port_value: ports.frontPort };
-  const cluster = doc.static_resources.clusters.find((c: any) => c.name === 'backends');
-  cluster.load_assignment.endpoints = [
-    { lb_endpoints: ports.backends.map((b) => ({ endpoint: { address: { socket_address: { address: b.host, port_value: b.port } } } })) },
-  ];
-  mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, 'envoy-local.yaml');
-  writeFileSync(file, `# Rendered from envoy/envoy-static.yaml with this run's ports.\n${stringify(doc)}`);
-  return file;
-}
 
 export interface LocalAdsPorts {
   adminHost: string;

@@ -205,7 +205,7 @@ export function checkScalarRules(kind: string, r: Rules | undefined, v: ScalarVa
 }
 
 /** A google.protobuf.Duration as nanoseconds (bigint). */
-export function durationNanos(d: unknown): bigint {
+function durationNanos(d: unknown): bigint {
   if (d && typeof d === 'object') {
     const o = d as { seconds?: unknown; nanos?: unknown };
     return (toBig(o.seconds ?? 0) ?? 0n) * 1_000_000_000n + (toBig(o.nanos ?? 0) ?? 0n);
@@ -213,7 +213,7 @@ export function durationNanos(d: unknown): bigint {
   return 0n;
 }
 
-export function formatNanos(n: bigint): string {
+function formatNanos(n: bigint): string {
   const neg = n < 0n;
   const a = neg ? -n : n;
   const s = a / 1_000_000_000n;

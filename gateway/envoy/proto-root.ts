@@ -20,7 +20,7 @@ import { EnvoyConfigError } from './errors.js';
 
 const log = logger('envoy-proto');
 
-export const INCLUDE_ROOT_NAMES = ['envoy-api', 'xds', 'protoc-gen-validate', 'googleapis'] as const;
+const INCLUDE_ROOT_NAMES = ['envoy-api', 'xds', 'protoc-gen-validate', 'googleapis'] as const;
 
 export interface EnvoyApi {
   root: protobuf.Root;

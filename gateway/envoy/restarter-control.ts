@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { GatewayError } from '../../lib/errors.js';
+import { ConfigError, GatewayError, isErrorCode } from '../../lib/errors.js';
 import { logger } from '../../lib/log.js';
 import { isLoopbackHost } from '../../lib/loopback.js';
 import { parseRequestTarget } from '../../lib/request-target.js';
@@ -19,6 +19,7 @@ import type { EnvoyRestarter, EnvoyRestartResult, EpochSource, LiveEpoch } from 
 // It binds loopback only: whoever can reach it can restart Envoy, and in the compose pod only the
 // pod's own containers share that loopback.
 
+/** An error the restarter answered with, or that reaching it raised: the code is the restarter's. */
 export class RestarterControlError extends GatewayError {}
 
 export interface RestarterControl {
@@ -33,7 +34,7 @@ export async function startRestarterControl(
   const host = options.host ?? '127.0.0.1';
   const log = options.log ?? logger('envoy-restarter');
   if (!isLoopbackHost(host)) {
-    throw new RestarterControlError('GW_ERR_CONFIG', `invalid config field "controlHost": the restart control API binds loopback only, got ${host}`);
+    throw new ConfigError('controlHost', `the restart control API binds loopback only, got ${host}`);
   }
   const send = (res: http.ServerResponse, status: number, body: unknown) => {
     if (res.headersSent) return void res.destroy();
@@ -123,7 +124,11 @@ export class RemoteRestarter implements EpochSource {
     }
     const body = (await res.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };
     if (!res.ok) {
-      throw new RestarterControlError(body.error?.code ?? 'GW_ERR_RESTARTER', body.error?.message ?? `${method} ${path}: HTTP ${res.status}`);
+      const message = body.error?.message ?? `${method} ${path}: HTTP ${res.status}`;
+      // A restarter of another version may answer with a code this one does not list: keep its words.
+      const code = body.error?.code;
+      if (isErrorCode(code)) throw new RestarterControlError(code, message);
+      throw new RestarterControlError('GW_ERR_RESTARTER', code === undefined ? message : `${code}: ${message}`);
     }
     return body;
   }

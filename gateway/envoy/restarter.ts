@@ -38,7 +38,7 @@ import type { Exit } from '../core/supervisor.js';
 //   nothing is torn down); at start-up it ends the restarter with code 1.
 
 /** Flags the restarter sets itself; passing them through would break the epoch bookkeeping. */
-export const RESTARTER_OWNED_FLAGS = [
+const RESTARTER_OWNED_FLAGS = [
   '--restart-epoch',
   '--base-id',
   '--drain-time-s',
@@ -164,10 +164,8 @@ export class RestarterStoppedError extends GatewayError {
   }
 }
 
-/** Envoy's admin API answered with an error status. */
-
 /** argv of one epoch: pass-through args, then the hot-restart flags. */
-export function envoyEpochArgs(
+function envoyEpochArgs(
   opts: Pick<EnvoyRestarterOptions, 'args' | 'baseId' | 'drainTimeS' | 'parentShutdownTimeS' | 'drainStrategy'>,
   epoch: number,
 ): string[] {

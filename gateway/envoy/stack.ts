@@ -12,6 +12,7 @@ import { EnvoyHotRestart } from './restarter.js';
 import { localRestarterUrl, startLocalRestarter, type LocalRestarter } from './local-restarter.js';
 import { requireEnvoy } from './binary.js';
 import { renderAdsEnvoyConfig } from './local.js';
+import { sampledAroundRestarts, totalsAcrossRestarts } from '../core/running-totals.js';
 import { readEnvoyClusterHosts, readEnvoyFrontCounts, readEnvoyVersion } from './stats.js';
 import { GatewayError } from '../../lib/errors.js';
 import { assembleStack } from '../core/stack.js';
@@ -27,6 +28,13 @@ import { ensureCertificate } from '../core/tls.js';
 //   - remote (--envoy-restarter-url): the restarter is another process, e.g. the Envoy container of
 //     docker compose, reached over its loopback control API; the backends are containers too
 //     (--manage-backends false).
+
+/** Stopping or starting Envoy itself is for whoever runs its restarter; here that is another container. */
+class EnvoyRemoteError extends GatewayError {
+  constructor(what: string, restarterUrl: string) {
+    super('GW_ERR_ENVOY_REMOTE', `${what}: this Envoy runs under a remote restarter (${restarterUrl}); stop and start it where it runs (docker compose)`);
+  }
+}
 
 export async function startEnvoyStack(config: GatewayConfig, options: StackOptions = {}): Promise<Stack> {
   const log = options.log ?? logger('gateway');
@@ -67,13 +75,13 @@ export async function startEnvoyStack(config: GatewayConfig, options: StackOptio
 
     // Local: the restarter process this gateway starts (or finds running); remote: compose's Envoy container.
     const restarterUrl = config.envoyRestarterUrl ?? localRestarterUrl(config);
-    const hotRestart = new EnvoyHotRestart(new RemoteRestarter(restarterUrl), { adminUrl: envoyAdminUrl });
     let version: string | undefined;
     const host = dialHost(config.host);
-    const counts = async () => {
+    const counts = totalsAcrossRestarts(async () => {
       version ??= await readEnvoyVersion(envoyAdminUrl).catch(() => undefined);
       return { ...(await readEnvoyFrontCounts(envoyAdminUrl)), version: version ?? 'unknown' };
-    };
+    });
+    const hotRestart = sampledAroundRestarts(new EnvoyHotRestart(new RemoteRestarter(restarterUrl), { adminUrl: envoyAdminUrl }), counts);
     const plane = await startControlPlane(config, registry, {
       hotRestart,
       front: counts,
@@ -101,7 +109,7 @@ export async function startEnvoyStack(config: GatewayConfig, options: StackOptio
       await startLocal();
     }
     const localOnly = (what: string) => {
-      if (!envoyBin) throw new GatewayError('GW_ERR_ENVOY_REMOTE', `${what}: this Envoy runs under a remote restarter (${restarterUrl}); stop and start it where it runs (docker compose)`);
+      if (!envoyBin) throw new EnvoyRemoteError(what, restarterUrl);
     };
     // Envoy never routes to an endpoint the registry holds down (no panic mode), and a state dir
     // from an earlier run may hold every endpoint down until the health checks see it again.

@@ -935,7 +935,7 @@ function checkRouteClusters(root: YNode, w: Walker): void {
 }
 
 /** A proto3 JSON Duration string as nanoseconds, or undefined if malformed / out of range. */
-export function parseDuration(s: string): bigint | undefined {
+function parseDuration(s: string): bigint | undefined {
   const m = DURATION_RE.exec(s);
   if (!m) return undefined;
   const secs = BigInt(m[2]!);

@@ -96,7 +96,7 @@ function yamlCppInt64(s: string): bigint | undefined {
 }
 
 /** What Envoy's parseYamlNode makes of one scalar. */
-export function envoyScalar(text: string, plain: boolean, pos?: Pos): YNode {
+function envoyScalar(text: string, plain: boolean, pos?: Pos): YNode {
   if (!plain) return { kind: 'string', value: text, quoted: true, pos };
   if (NULLS.has(text)) return { kind: 'null', pos };
   const b = yamlCppBool(text);

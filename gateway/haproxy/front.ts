@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../../lib/config.js';
-import { GatewayError, MissingToolError } from '../../lib/errors.js';
+import { GatewayError, MissingToolError, TimeoutError } from '../../lib/errors.js';
 import { logger } from '../../lib/log.js';
 import { Supervised } from '../core/supervisor.js';
 import { assertPortFree, canConnect, waitFor } from '../../lib/ports.js';
@@ -16,7 +16,7 @@ import { assertPortFree, canConnect, waitFor } from '../../lib/ports.js';
 
 const run = promisify(execFile);
 export const DEFAULT_TEMPLATE = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'haproxy', 'haproxy.cfg.tmpl');
-export const HAPROXY_INSTALL_HINT = 'sudo apt-get install -y haproxy   (Debian/Ubuntu; HAProxy 2.6+ is needed for RFC 8441)';
+const HAPROXY_INSTALL_HINT = 'sudo apt-get install -y haproxy   (Debian/Ubuntu; HAProxy 2.6+ is needed for RFC 8441)';
 
 export interface ServerEntry {
   id: string;
@@ -59,16 +59,30 @@ export type HaproxySettings = Pick<
   | 'healthRise'
 >;
 
+/** haproxy.cfg.tmpl and the values rendered into it disagree: a bug in the template or in the renderer. */
+class TemplateError extends GatewayError {
+  constructor(message: string) {
+    super('GW_ERR_TEMPLATE', message);
+  }
+}
+
+/** HAProxy's runtime API refused a command, or answered without what was asked for. */
+export class HaproxyCommandError extends GatewayError {
+  constructor(command: string, problem: string) {
+    super('GW_ERR_HAPROXY_RUNTIME', `HAProxy "${command}": ${problem}`);
+  }
+}
+
 /** Fill `{{name}}` placeholders; an unknown or unused placeholder is a bug in the template. */
-export function renderTemplate(template: string, values: Record<string, string | number>): string {
+function renderTemplate(template: string, values: Record<string, string | number>): string {
   const used = new Set<string>();
   const out = template.replace(/\{\{(\w+)\}\}/g, (_m, name: string) => {
-    if (!(name in values)) throw new GatewayError('GW_ERR_TEMPLATE', `haproxy template uses {{${name}}}, which has no value`);
+    if (!(name in values)) throw new TemplateError(`haproxy template uses {{${name}}}, which has no value`);
     used.add(name);
     return String(values[name]);
   });
   const unused = Object.keys(values).filter((k) => !used.has(k));
-  if (unused.length) throw new GatewayError('GW_ERR_TEMPLATE', `haproxy template lacks {{${unused.join('}}, {{')}}}`);
+  if (unused.length) throw new TemplateError(`haproxy template lacks {{${unused.join('}}, {{')}}}`);
   return out;
 }
 
@@ -97,11 +111,11 @@ export function renderHaproxyConfig(settings: HaproxySettings, servers: readonly
 }
 
 /** Send one command to a HAProxy CLI socket (runtime API or master CLI) and read the whole answer. */
-export function socketCommand(socketPath: string, command: string, timeoutMs = 5_000): Promise<string> {
+function socketCommand(socketPath: string, command: string, timeoutMs = 5_000): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(socketPath);
     const chunks: Buffer[] = [];
-    socket.setTimeout(timeoutMs, () => socket.destroy(new GatewayError('GW_ERR_TIMEOUT', `HAProxy CLI "${command}" timed out`)));
+    socket.setTimeout(timeoutMs, () => socket.destroy(new TimeoutError(`HAProxy CLI "${command}"`, timeoutMs)));
     socket.on('connect', () => socket.end(command + '\n'));
     socket.on('data', (c) => chunks.push(c));
     socket.on('error', reject);
@@ -110,7 +124,7 @@ export function socketCommand(socketPath: string, command: string, timeoutMs = 5
 }
 
 /** Parse `show stat` CSV into one object per proxy/server row. */
-export function parseShowStat(csv: string): Array<Record<string, string>> {
+function parseShowStat(csv: string): Array<Record<string, string>> {
   const lines = csv.split('\n').filter((l) => l.trim());
   const header = lines.shift()?.replace(/^# /, '').split(',') ?? [];
   return lines.map((line) => Object.fromEntries(line.split(',').map((v, i) => [header[i] ?? String(i), v])));
@@ -139,7 +153,7 @@ export class HaproxyConfigRejectedError extends GatewayError {
   }
 }
 
-export async function haproxyVersion(bin = 'haproxy'): Promise<string> {
+async function haproxyVersion(bin = 'haproxy'): Promise<string> {
   try {
     const { stdout } = await run(bin, ['-v']);
     return /version (\S+)/.exec(stdout)?.[1] ?? 'unknown';
@@ -260,7 +274,7 @@ export class HaproxyFront {
   /** The frontend row of `show stat`: `conn_tot` counts client TCP connections, `req_tot` requests/streams. */
   async frontendStats(name = 'front'): Promise<Record<string, string>> {
     const row = (await this.stats()).find((r) => r.pxname === name && r.svname === 'FRONTEND');
-    if (!row) throw new GatewayError('GW_ERR_HAPROXY', `no FRONTEND row for ${name} in show stat`);
+    if (!row) throw new HaproxyCommandError('show stat', `no FRONTEND row for ${name}`);
     return row;
   }
 

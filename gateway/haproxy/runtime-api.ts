@@ -1,7 +1,6 @@
 import type { Logger } from 'pino';
-import { GatewayError } from '../../lib/errors.js';
 import { logger } from '../../lib/log.js';
-import { serverOptions, type HaproxyFront } from './front.js';
+import { HaproxyCommandError, serverOptions, type HaproxyFront } from './front.js';
 import type { Endpoint, EndpointRegistry, RegistryEvent } from '../core/registry.js';
 
 // Makes HAProxy's server list match the registry through the runtime API, without a reload:
@@ -14,12 +13,6 @@ import type { Endpoint, EndpointRegistry, RegistryEvent } from '../core/registry
 const BACKEND = 'backends';
 /** Runtime API answers that mean success; anything else is HAProxy telling us what went wrong. */
 const OK = new Set(['', 'New server registered.', 'Server deleted.']);
-
-export class HaproxyCommandError extends GatewayError {
-  constructor(command: string, answer: string) {
-    super('GW_ERR_HAPROXY_RUNTIME', `HAProxy refused "${command}": ${answer}`);
-  }
-}
 
 const RUNTIME_STATE: Record<Endpoint['state'], 'ready' | 'drain' | 'maint'> = { active: 'ready', draining: 'drain', down: 'maint' };
 
@@ -93,7 +86,7 @@ export class HaproxyDriver {
 
   async #cmd(command: string): Promise<void> {
     const answer = (await this.#front.runtime(command)).trim();
-    if (!OK.has(answer)) throw new HaproxyCommandError(command, answer);
+    if (!OK.has(answer)) throw new HaproxyCommandError(command, `refused: ${answer}`);
     this.#log.debug({ command }, 'runtime API');
   }
 

@@ -7,6 +7,7 @@ import { Teardown } from '../core/teardown.js';
 import { type StackOptions } from '../core/stack.js';
 import { HaproxyDriver } from './runtime-api.js';
 import { haproxyEndpoints, HaproxyFront } from './front.js';
+import { sampledAroundRestarts, totalsAcrossRestarts } from '../core/running-totals.js';
 import { HaproxyHotRestart } from './reload.js';
 import { assembleStack } from '../core/stack.js';
 import type { Front, Stack } from '../core/stack.js';
@@ -44,14 +45,15 @@ export async function startHaproxyStack(config: GatewayConfig, options: StackOpt
     const driver = new HaproxyDriver(haproxy, registry);
     driver.start();
     teardown.add(() => driver.stop());
-    const hotRestart = new HaproxyHotRestart(haproxy, driver);
+    const counts = totalsAcrossRestarts(async () => ({ engine: 'haproxy' as const, version: haproxy.version, ...(await haproxy.frontCounts()) }));
+    const hotRestart = sampledAroundRestarts(new HaproxyHotRestart(haproxy, driver), counts);
     const front: Front = {
       engine: 'haproxy',
       label: `HAProxy ${haproxy.version}`,
       url: haproxy.frontUrl,
       tlsUrl: haproxy.frontTlsUrl,
       statsUrl: `http://${dialHost(config.host)}:${config.haproxyStatsPort}/`,
-      counts: async () => ({ engine: 'haproxy', version: haproxy.version, ...(await haproxy.frontCounts()) }),
+      counts,
       settled: () => driver.settled(),
       endpoints: async () => haproxyEndpoints(await haproxy.stats()),
       stop: () => driver.stopFront(),

@@ -74,7 +74,7 @@ export async function startWebStack(overrides: Partial<GatewayConfig> = {}, web:
   let routes!: WebRoutes;
   const stack = await startTestStack({ adminToken, ...overrides }, backendCount, (config) => {
     routes = createWebRoutes({ ...webOptionsFromConfig(config), ...web });
-    return routes;
+    return routes.routes;
   });
   return {
     ...stack,

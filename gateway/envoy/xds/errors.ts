@@ -1,4 +1,4 @@
-import { GatewayError } from '../../../lib/errors.js';
+import { GatewayError, type ErrorCode } from '../../../lib/errors.js';
 
 /**
  * Something the xDS control plane could not do: load the Envoy protos (`GW_ERR_XDS_PROTOS`),
@@ -6,7 +6,7 @@ import { GatewayError } from '../../../lib/errors.js';
  * the offending field in the message).
  */
 export class XdsError extends GatewayError {
-  constructor(code: 'GW_ERR_XDS_PROTOS' | 'GW_ERR_XDS_BIND' | 'GW_ERR_XDS_RESOURCE', message: string, cause?: unknown) {
+  constructor(code: Extract<ErrorCode, `GW_ERR_XDS_${string}`>, message: string, cause?: unknown) {
     super(code, message, { cause });
   }
 }

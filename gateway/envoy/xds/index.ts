@@ -14,9 +14,7 @@ export {
   type XdsAckEvent,
   type XdsNackEvent,
   type XdsResponseEvent,
-  type TestOnlyCorruptHook,
 } from './server.js';
 export { TypeUrl, RESOURCE_TYPE_URLS, TYPE_SHORT, type ResourceTypeUrl } from './protos.js';
 export { encodeResource, decodeResource, typeNameOf, type Json, type JsonObject } from './codec.js';
-export * as resources from './resources.js';
 export { XdsError } from './errors.js';

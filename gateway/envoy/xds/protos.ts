@@ -59,7 +59,7 @@ const ADS_FILE = 'envoy/service/discovery/v3/ads.proto';
 let includeDirsCache: string[] | undefined;
 
 /** deps/{envoy-api,xds,protoc-gen-validate,googleapis} of the installed @grpc/grpc-js-xds. */
-export function includeDirs(): string[] {
+function includeDirs(): string[] {
   if (includeDirsCache) return includeDirsCache;
   const require = createRequire(import.meta.url);
   let pkgJson: string;

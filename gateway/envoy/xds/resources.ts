@@ -22,8 +22,8 @@ import type { Endpoint, EndpointState } from '../../core/registry.js';
 import type { JsonObject } from './codec.js';
 
 export const HCM_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
-export const ROUTER_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
-export const HTTP_PROTOCOL_OPTIONS_TYPE = 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+const ROUTER_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
+const HTTP_PROTOCOL_OPTIONS_TYPE = 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 
 /** The Envoy front, as in envoy/envoy-static.yaml. */
 export interface FrontOptions {
@@ -81,7 +81,7 @@ const routerFilter = (): JsonObject => ({
 // ------------------------------------------------------------------ Envoy front
 
 /** The HttpConnectionManager of the front listener (same settings as envoy-static.yaml). */
-export function frontHttpConnectionManager(o: ResourceOptions): JsonObject {
+function frontHttpConnectionManager(o: ResourceOptions): JsonObject {
   return {
     '@type': HCM_TYPE,
     stat_prefix: 'front',
@@ -132,12 +132,12 @@ export function frontListener(o: ResourceOptions): JsonObject {
  * valid key where the client sent none (an HTTP/1.1 client's own key, and the backend's Accept for
  * it, pass through). And the client's transport, for the backend's sessions-by-transport.
  */
-export const FRONT_REQUEST_HEADERS: JsonObject[] = [
+const FRONT_REQUEST_HEADERS: JsonObject[] = [
   { header: { key: 'sec-websocket-key', value: 'dGhlIHNhbXBsZSBub25jZQ==' }, append_action: 'ADD_IF_ABSENT' },
   { header: { key: 'x-front-http-version', value: '%PROTOCOL%' }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' },
 ];
 
-export const DOWNSTREAM_TLS_TYPE = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext';
+const DOWNSTREAM_TLS_TYPE = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext';
 
 /** The TLS front: the same connection manager (and route) behind a TLS transport socket. */
 export function frontTlsListener(o: ResourceOptions): JsonObject | undefined {
@@ -165,7 +165,7 @@ export function frontTlsListener(o: ResourceOptions): JsonObject | undefined {
   };
 }
 
-export const PREVIOUS_HOSTS_TYPE = 'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate';
+const PREVIOUS_HOSTS_TYPE = 'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate';
 
 /**
  * A backend that just died (crashed, not yet marked down by the health checks) refuses the
@@ -178,7 +178,7 @@ export const PREVIOUS_HOSTS_TYPE = 'type.googleapis.com/envoy.extensions.retry.h
  * reselections, 1 room in 10 on a dead b3 still got 503, measured), which is also where the room
  * moves once the health checks take the dead host out.
  */
-export const FRONT_RETRY_POLICY: JsonObject = {
+const FRONT_RETRY_POLICY: JsonObject = {
   retry_on: 'connect-failure',
   num_retries: 2,
   retry_host_predicate: [{ name: 'envoy.retry_host_predicates.previous_hosts', typed_config: { '@type': PREVIOUS_HOSTS_TYPE } }],
@@ -196,8 +196,9 @@ export function frontRouteConfiguration(o: ResourceOptions): JsonObject {
         routes: [
           {
             match: { prefix: '/' },
-            // timeout 0s: a WebSocket's response never completes, so the 15 s default would cut
-            // every session; stream_idle_timeout and the PING keepalive bound dead ones instead.
+            // timeout 0s: no route timer. It starts when the downstream request ends (a WebSocket's
+            // never does) and, since Envoy 1.36, runs from an upgrade to the backend's answer, so it
+            // only bounds the handshake; stream_idle_timeout and the PING keepalive bound dead sessions.
             route: {
               cluster: o.cluster,
               timeout: '0s',
@@ -291,7 +292,7 @@ export function cluster(o: ResourceOptions): JsonObject {
   };
 }
 
-export const HEALTH_STATUS: Record<EndpointState, 'HEALTHY' | 'DRAINING' | 'UNHEALTHY'> = {
+const HEALTH_STATUS: Record<EndpointState, 'HEALTHY' | 'DRAINING' | 'UNHEALTHY'> = {
   active: 'HEALTHY',
   draining: 'DRAINING',
   down: 'UNHEALTHY',

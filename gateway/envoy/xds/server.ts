@@ -54,11 +54,9 @@ import {
 export type NodeKind = 'envoy' | 'grpc' | 'unknown';
 export type TypeShort = 'LDS' | 'RDS' | 'CDS' | 'EDS';
 
-/**
- * TEST ONLY. Rewrites a resource just before it is encoded, to make the server emit something a
- * client must reject (NACK tests). Never set outside tests.
- */
-export type TestOnlyCorruptHook = (typeUrl: ResourceTypeUrl, resource: JsonObject, node: { id: string; kind: NodeKind }) => JsonObject;
+/** The translation registry → Envoy resources (resources.ts) the server serves from. */
+const TRANSLATOR = { frontListener, frontTlsListener, frontRouteConfiguration, grpcApiListener, grpcRouteConfiguration, cluster, clusterLoadAssignment };
+export type ResourceTranslator = typeof TRANSLATOR;
 
 export interface StartXdsServerOptions {
   registry: EndpointRegistry;
@@ -75,8 +73,11 @@ export interface StartXdsServerOptions {
   grpcRouteConfigName?: string;
   /** Identifies this server in DiscoveryResponse.control_plane. */
   identifier?: string;
-  /** TEST ONLY, see TestOnlyCorruptHook. */
-  testOnlyCorrupt?: TestOnlyCorruptHook;
+  /**
+   * Builders to use instead of resources.ts's. The server serves whatever they build and does not
+   * know why: a test stands in one that builds what a client must reject, to drive the NACK path.
+   */
+  translator?: Partial<ResourceTranslator>;
   /** How often host names of endpoints are looked up again (a container that restarts may get a new IP). Default 30 s. */
   resolveEveryMs?: number;
 }
@@ -202,7 +203,7 @@ export class XdsServer extends EventEmitter {
   readonly #nonceBase = randomBytes(3).toString('hex');
   #nonceSeq = 0;
   #streamSeq = 0;
-  #corrupt: TestOnlyCorruptHook | undefined;
+  readonly #translator: ResourceTranslator;
   #pushScheduled = false;
   #closed = false;
   // EDS carries IP addresses only (Envoy and gRPC reject names), so endpoints registered by host
@@ -229,7 +230,7 @@ export class XdsServer extends EventEmitter {
       front: { ...DEFAULT_FRONT, ...options.front },
       grpcRouteConfigName: options.grpcRouteConfigName ?? DEFAULT_RESOURCE_OPTIONS.grpcRouteConfigName,
     };
-    this.#corrupt = options.testOnlyCorrupt;
+    this.#translator = { ...TRANSLATOR, ...options.translator };
     this.#resolveEveryMs = options.resolveEveryMs ?? 30_000;
   }
 
@@ -288,16 +289,6 @@ export class XdsServer extends EventEmitter {
   /** Every NACK received (most recent last, at most 100). */
   nacks(): XdsNackEvent[] {
     return this.#nackLog.map((n) => ({ ...n }));
-  }
-
-  /**
-   * TEST ONLY: install (or with `undefined`, remove) a hook that corrupts resources before they are
-   * sent, then re-evaluate every open stream so the change takes effect at once.
-   */
-  setTestOnlyCorruption(hook: TestOnlyCorruptHook | undefined): void {
-    this.#corrupt = hook;
-    this.#log.warn({ enabled: hook !== undefined }, 'TEST ONLY resource corruption hook changed');
-    this.#schedulePush('test-only corruption hook changed');
   }
 
   async close(): Promise<void> {
@@ -496,29 +487,30 @@ export class XdsServer extends EventEmitter {
 
   #build(stream: StreamState, typeUrl: ResourceTypeUrl, ts: StreamTypeState): { name: string; resource: JsonObject }[] {
     const o = this.#opts;
+    const t = this.#translator;
     const out: { name: string; resource: JsonObject }[] = [];
     switch (typeUrl) {
       case TypeUrl.listener: {
         if (stream.kind === 'envoy' || (stream.kind === 'unknown' && ts.wildcard)) {
-          if (ts.wildcard || ts.names.has(o.front.listenerName)) out.push({ name: o.front.listenerName, resource: frontListener(o) });
-          const tls = frontTlsListener(o);
+          if (ts.wildcard || ts.names.has(o.front.listenerName)) out.push({ name: o.front.listenerName, resource: t.frontListener(o) });
+          const tls = t.frontTlsListener(o);
           if (tls && (ts.wildcard || ts.names.has(o.front.tls!.listenerName))) out.push({ name: o.front.tls!.listenerName, resource: tls });
         } else {
-          for (const name of [...ts.names].sort()) out.push({ name, resource: grpcApiListener(name, o) });
+          for (const name of [...ts.names].sort()) out.push({ name, resource: t.grpcApiListener(name, o) });
         }
         break;
       }
       case TypeUrl.route:
         for (const name of [...ts.names].sort()) {
-          if (name === o.front.routeConfigName) out.push({ name, resource: frontRouteConfiguration(o) });
-          else if (name === o.grpcRouteConfigName) out.push({ name, resource: grpcRouteConfiguration(o) });
+          if (name === o.front.routeConfigName) out.push({ name, resource: t.frontRouteConfiguration(o) });
+          else if (name === o.grpcRouteConfigName) out.push({ name, resource: t.grpcRouteConfiguration(o) });
         }
         break;
       case TypeUrl.cluster:
-        if (ts.wildcard || ts.names.has(o.cluster)) out.push({ name: o.cluster, resource: cluster(o) });
+        if (ts.wildcard || ts.names.has(o.cluster)) out.push({ name: o.cluster, resource: t.cluster(o) });
         break;
       case TypeUrl.endpoint:
-        if (ts.names.has(o.cluster)) out.push({ name: o.cluster, resource: clusterLoadAssignment(this.#endpointsByAddress(), o) });
+        if (ts.names.has(o.cluster)) out.push({ name: o.cluster, resource: t.clusterLoadAssignment(this.#endpointsByAddress(), o) });
         break;
     }
     return out;
@@ -533,10 +525,7 @@ export class XdsServer extends EventEmitter {
     const typeName = typeNameOf(typeUrl);
     let encoded: { name: string; value: Buffer }[];
     try {
-      encoded = this.#build(stream, typeUrl, ts).map(({ name, resource }) => {
-        const r = this.#corrupt ? this.#corrupt(typeUrl, structuredClone(resource), { id: node.nodeId, kind: stream.kind }) : resource;
-        return { name, value: Buffer.from(encodeResource(typeName, r)) };
-      });
+      encoded = this.#build(stream, typeUrl, ts).map(({ name, resource }) => ({ name, value: Buffer.from(encodeResource(typeName, resource)) }));
     } catch (err) {
       // A resource that does not encode is a bug here, not the client's problem: keep what it has.
       this.#log.error({ err, node: node.nodeId, type: short }, `cannot encode ${short} resources; nothing sent`);

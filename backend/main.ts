@@ -1,12 +1,24 @@
 // `npm run backend -- --id b4 --port 9104`: one WebSocket backend (HTTP/1.1 Upgrade + RFC 8441 on one port).
-import { backendSchema, loadConfig } from '../lib/config.js';
+import { commandLine, defineCommand } from '../lib/cli.js';
+import { backendSchema } from '../lib/config.js';
 import { GatewayError } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
 import { startBackend } from './server.js';
 
+const BACKEND = defineCommand({
+  name: 'npm run backend',
+  synopsis: '--id ID [--port PORT] [options]',
+  about: [
+    'One WebSocket backend: HTTP/1.1 Upgrade, h2c extended CONNECT (RFC 8441) and, given a',
+    'certificate, TLS on one port. Routes /echo, /chat/<room>, /feed, /healthz, /metrics, /rooms.',
+    'Add it to a running stack with `npm run endpoints -- add 127.0.0.1:PORT`.',
+  ].join(' '),
+  config: backendSchema,
+});
+
 const log = logger('backend');
+const { config } = commandLine(BACKEND);
 try {
-  const { config } = loadConfig(backendSchema);
   const backend = await startBackend(config, log.child({ backend: config.id }));
   const stop = (signal: string) => {
     log.info({ signal, backend: config.id }, 'stopping');

@@ -16,7 +16,7 @@ import {
 } from './result.js';
 
 // Ratios from alternated runs (one per repetition pair, then the median) and the A/A noise floor,
-// then the four "numbers to reach", each with what was measured and why where missed.
+// then the four targets, each with what was measured and why where missed.
 
 export function median(values: readonly number[]): number | null {
   const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);

@@ -1,8 +1,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { gatewaySchema, loadConfig } from '../lib/config.js';
-import { GatewayError } from '../lib/errors.js';
+import { z } from 'zod';
+import { defineCommand, exitOnMistake, isUserMistake, parseCommandLine } from '../lib/cli.js';
+import { gatewaySchema } from '../lib/config.js';
+import { GatewayError, UsageError } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
 import { computeRatios, computeTargets } from './analysis.js';
 import { compareText, loadResult } from './compare.js';
@@ -12,27 +14,41 @@ import { probePeerSettings } from './peer-settings.js';
 import { BenchOptionError } from './errors.js';
 import { openFilesLimit } from '../lib/procfs.js';
 import { FULL, QUICK, type Profile } from './profiles.js';
-import { Progress } from './progress.js';
+import { Progress } from '../lib/progress.js';
 import { charts, conditionsLines, html, markdown, renderText, tables, targetsTable } from './report.js';
 import { cellLabel, ENVOY_ROUTES, PATHS, RESULT_SCHEMA, ROUTES, SCENARIOS, type AnyRun, type BenchResult, type RouteName, type ScenarioName } from './result.js';
 import { Runner } from './runner.js';
 import { allScenarios, type Item } from './scenarios.js';
 
-const USAGE = `npm run bench -- [options]            HTTP/2 multiplexed vs HTTP/1.1 Upgrade, via HAProxy, via Envoy and direct
-  --quick                 CI smoke profile: every scenario but scale, small counts, about a minute
-  --scenarios a,b         subset of ${SCENARIOS.join(',')}
-  --routes a,b            subset of front,front-h2up,envoy,envoy-h2up,direct (full default: all five; quick: front,envoy,direct)
-                          front/front-h2up = HAProxy with HTTP/1.1 / HTTP/2 upstream, envoy/envoy-h2up = Envoy likewise
-  --reps N                alternated repetitions per group (full 2, quick 1); one A/A run is always added
-  --front-url URL         also bench an external front you run yourself as route "ext"
-  --name NAME             result name (default: <profile>-<timestamp>)
-  --out FILE              JSON result (default bench/results/<name>.json)
-  --html FILE             HTML report (default: the JSON path with .html)
-  --charts DIR            also write each chart as an SVG file into DIR
-  --markdown FILE         also write a Markdown results section (tables + chart links) to FILE
-  --compare A.json B.json print B/A ratios of two result files and exit
-  --report FILE.json      re-render a result's HTML (and --charts/--markdown) from its JSON, and print its summary
-  any gateway config flag, e.g. --upstream-protocol h2 (the "front" route), --haproxy-maxconn 9000`;
+export const BENCH = defineCommand({
+  name: 'npm run bench',
+  about: [
+    'HTTP/2 multiplexed vs HTTP/1.1 Upgrade WebSockets, via HAProxy, via Envoy and direct, on a',
+    'private stack (loopback, ephemeral ports). Writes a JSON result and an HTML report, prints the',
+    'summary tables. Config flags shape the stack, e.g. --upstream-protocol h2 for the "front" route.',
+  ].join(' '),
+  config: gatewaySchema,
+  options: z.object({
+    quick: z.boolean().default(false).describe('CI smoke profile: every scenario but scale, small counts, about a minute'),
+    scenarios: z.string().optional().describe(`subset of ${SCENARIOS.join(',')}`),
+    routes: z
+      .string()
+      .optional()
+      .describe(
+        `subset of ${ROUTES.filter((r) => r !== 'ext').join(',')} (full: ${FULL.routes.join(',')}; quick: ${QUICK.routes.join(',')}); ` +
+          'front = HAProxy, -h2up = HTTP/2 upstream, reference = a bare ws echo server',
+      ),
+    reps: z.coerce.number().int().min(1).max(10).optional().describe('alternated repetitions per group (full 2, quick 1); one A/A run is always added'),
+    frontUrl: z.url().optional().describe('also bench an external front you run yourself, as route "ext"'),
+    name: z.string().optional().describe('result name (default: <profile>-<timestamp>)'),
+    out: z.string().optional().describe('JSON result (default bench/results/<name>.json)'),
+    html: z.string().optional().describe('HTML report (default: the JSON path with .html)'),
+    charts: z.string().optional().describe('also write each chart as an SVG file into this directory'),
+    markdown: z.string().optional().describe('also write a Markdown results section (tables + chart links) to this file'),
+    compare: z.string().optional().describe('--compare A.json B.json: print B/A ratios of two result files and exit'),
+    report: z.string().optional().describe("--report FILE.json: re-render a result's HTML (and --charts/--markdown) from its JSON"),
+  }),
+});
 
 const log = logger('bench');
 
@@ -79,6 +95,11 @@ function write(file: string, text: string): void {
 }
 
 async function main(argv: readonly string[]): Promise<number> {
+  const parsed = parseCommandLine(BENCH, argv.includes('--compare') || argv.includes('--report') ? argv.filter((a) => a === '--help' || a === '-h') : argv);
+  if ('help' in parsed) {
+    process.stdout.write(parsed.help);
+    return 0;
+  }
   const compareAt = argv.indexOf('--compare');
   if (compareAt >= 0) {
     const [a, b] = [argv[compareAt + 1], argv[compareAt + 2]];
@@ -88,43 +109,23 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   const reportAt = argv.indexOf('--report');
   if (reportAt >= 0) return rerender(argv, reportAt);
-  const { config, flags } = loadConfig(gatewaySchema, argv, process.env, {
-    quick: { type: 'boolean' },
-    scenarios: { type: 'string' },
-    routes: { type: 'string' },
-    reps: { type: 'string' },
-    'front-url': { type: 'string' },
-    name: { type: 'string' },
-    out: { type: 'string' },
-    html: { type: 'string' },
-    charts: { type: 'string' },
-    markdown: { type: 'string' },
-    help: { type: 'boolean' },
-  });
-  if (flags.help) {
-    process.stdout.write(USAGE + '\n');
-    return 0;
-  }
+  const { config, options: flags } = parsed;
 
   const base = flags.quick ? QUICK : FULL;
   const profile: Profile = structuredClone(base);
   profile.scenarios = list(flags.scenarios, SCENARIOS, 'scenario') ?? profile.scenarios;
   profile.routes = list(flags.routes, ROUTES, 'route') ?? profile.routes;
-  if (typeof flags['front-url'] === 'string' && !profile.routes.includes('ext')) profile.routes.push('ext');
-  if (flags.reps !== undefined) {
-    const reps = Number(flags.reps);
-    if (!Number.isInteger(reps) || reps < 1 || reps > 10) throw new BenchOptionError('--reps must be 1..10');
-    profile.reps = reps;
-  }
+  if (flags.frontUrl !== undefined && !profile.routes.includes('ext')) profile.routes.push('ext');
+  if (flags.reps !== undefined) profile.reps = flags.reps;
   // The scale scenario needs the routes it measures; with --routes it measures only those given.
   if (flags.routes === undefined) {
     for (const s of profile.scale.routes) if (profile.scenarios.includes('scale') && !profile.routes.includes(s.route)) profile.routes.push(s.route);
   }
 
   const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
-  const name = typeof flags.name === 'string' ? flags.name : `${profile.name}-${stamp}`;
-  const out = typeof flags.out === 'string' ? flags.out : path.join('bench', 'results', `${name}.json`);
-  const htmlFile = typeof flags.html === 'string' ? flags.html : out.replace(/\.json$/i, '') + '.html';
+  const name = flags.name ?? `${profile.name}-${stamp}`;
+  const out = flags.out ?? path.join('bench', 'results', `${name}.json`);
+  const htmlFile = flags.html ?? out.replace(/\.json$/i, '') + '.html';
 
   const startedAt = new Date();
   const loadAvgStart = os.loadavg();
@@ -141,14 +142,14 @@ async function main(argv: readonly string[]): Promise<number> {
     config,
     h2upStreams: profile.h2upStreams,
     envoyConcurrency,
-    extUrl: typeof flags['front-url'] === 'string' ? flags['front-url'] : undefined,
+    extUrl: flags.frontUrl,
     onStackOutput: (line) => process.stderr.write(`${line}\n`),
   });
 
   const scenarios = allScenarios();
   const plans = profile.scenarios.map((s) => ({ name: s, scenario: scenarios[s], items: scenarios[s].plan(profile) }));
   const total = plans.reduce((n, p) => n + p.items.length, 0);
-  const progress = new Progress(total);
+  const progress = new Progress('bench', total);
   const runner = new Runner(env, profile, progress);
 
   let interrupted = false;
@@ -325,9 +326,11 @@ export async function cli(argv: readonly string[]): Promise<void> {
   try {
     process.exitCode = await main(argv);
   } catch (err) {
+    // A wrong option is the user's to fix: one line and exit code 2, as every command does.
+    if (isUserMistake(err)) exitOnMistake(BENCH, err);
+    if (err instanceof BenchOptionError) exitOnMistake(BENCH, new UsageError(err.message));
     const message = err instanceof GatewayError ? `${err.code}: ${err.message}` : String((err as Error)?.stack ?? err);
     process.stderr.write(`bench failed: ${message}\n`);
-    if (err instanceof BenchOptionError) process.stderr.write('\n' + USAGE + '\n');
     process.exitCode = 1;
   }
 }

@@ -253,7 +253,7 @@ export class BenchEnv {
         } else if (name === 'reference' && ref) {
           routes.set(name, { name, url: ref.url, upstreamProtocol: null, streamLimit: null, backendIds: [ref.id] });
         } else if (name === 'ext') {
-          if (!o.extUrl) throw new BenchOptionError('route "ext" needs --front URL');
+          if (!o.extUrl) throw new BenchOptionError('route "ext" needs --front-url URL');
           routes.set(name, { name, url: o.extUrl, upstreamProtocol: null, streamLimit: null, backendIds: [] });
         }
       }

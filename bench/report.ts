@@ -260,7 +260,7 @@ export function tables(result: BenchResult): Table[] {
 
 export function targetsTable(result: BenchResult): Table {
   return {
-    title: 'Numbers to reach (issue 4)',
+    title: 'Targets',
     header: ['target', 'measured', 'met', 'why (where missed)'],
     rows: result.targets.map((t) => [t.goal, t.measured, t.met === null ? 'not measured' : t.met ? 'yes' : 'NO', t.why || '–']),
   };
@@ -475,7 +475,7 @@ export function html(result: BenchResult): string {
 <body>
 <h1>WebSocket gateway bench — HTTP/2 multiplexed (RFC 8441) vs HTTP/1.1 Upgrade, via HAProxy, via Envoy and direct</h1>
 <div class="cond">${esc(conditionsLines(result).join('\n'))}</div>
-<h2>Numbers to reach</h2>${targets}
+<h2>Targets</h2>${targets}
 <h2>Charts</h2><div class="charts">${chartHtml}</div>
 <h2>Results</h2>${tables(result).map(renderHtmlTable).join('\n')}
 <h2>Method</h2><ul>

@@ -1,24 +1,37 @@
 // `npm run bench:rooms`: the two ways to make a chat room work behind a per-stream balancer, side by side.
 //   A. round robin + Redis: members spread over every backend; each message takes a bus hop.
-//   B. sticky-by-room, no bus: HAProxy hashes /chat/<room>, so the whole room sits on one backend.
+//   B. sticky-by-room, no bus: the front hashes /chat/<room>, so the whole room sits on one backend.
 // One publisher, N members (HTTP/2, one connection), M messages; reported: delivery latency to every
 // member (p50/p99/max, hdr-histogram) and CPU per delivered message for the backends (and Redis).
 // Alternated A/B runs; loopback only; bounded in members, messages and time.
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import { z } from 'zod';
 import * as hdr from 'hdr-histogram-js';
 import { MuxClient } from '../client/index.js';
 import { startStack, type Stack } from '../gateway/harness.js';
 import { privatePorts } from '../lib/ports.js';
+import { commandLine, defineCommand } from '../lib/cli.js';
 import { defaults, gatewaySchema, type GatewayConfig } from '../lib/config.js';
 import { cpuMs } from '../lib/procfs.js';
 
-const { values } = parseArgs({ options: { members: { type: 'string' }, messages: { type: 'string' }, reps: { type: 'string' } } });
-const members = Math.min(Number(values.members ?? 300), 2_000);
-const messages = Math.min(Number(values.messages ?? 50), 1_000);
-const reps = Math.min(Number(values.reps ?? 2), 5);
+const ROOMS = defineCommand({
+  name: 'npm run bench:rooms',
+  about: [
+    'Fan-out in one chat room behind a per-stream balancer, two ways, alternated: A. round robin +',
+    'Redis (members on every backend, a bus hop per message); B. sticky-by-room with no bus. Each',
+    'variant runs on a private stack (loopback, ephemeral ports).',
+  ].join(' '),
+  config: gatewaySchema.pick({ front: true }),
+  options: z.object({
+    members: z.coerce.number().int().min(2).max(2_000).default(300).describe('sessions in the room (one publishes)'),
+    messages: z.coerce.number().int().min(1).max(1_000).default(50).describe('messages published, 50 per second'),
+    reps: z.coerce.number().int().min(1).max(5).default(2).describe('alternated A/B repetitions'),
+  }),
+});
+const { config: chosen, options } = commandLine(ROOMS);
+const { members, messages, reps } = options;
 
 interface Result {
   variant: string;
@@ -38,6 +51,7 @@ async function variantStack(variant: 'A' | 'B'): Promise<{ stack: Stack; dir: st
     variant === 'A' ? { balance: 'roundrobin', roomBus: 'redis' } : { balance: 'room', roomBus: 'none' };
   const config = defaults(gatewaySchema, {
     ...overrides,
+    front: chosen.front,
     stateDir: dir,
     ...(await privatePorts(3)),
     maxMessagesPerSecond: 1_000_000,
@@ -138,7 +152,7 @@ const header = ['variant', 'backends used', 'delivered', 'p50 ms', 'p99 ms', 'ma
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
 const line = (cells: string[]) => '| ' + cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ') + ' |';
 process.stdout.write(
-  `\nroom of ${members} members (HTTP/2, one connection, via HAProxy), one publisher, ${messages} messages at 50/s, ${reps} alternated reps\n\n` +
+  `\nroom of ${members} members (HTTP/2, one connection, via ${stacks.A.stack.front.label}), one publisher, ${messages} messages at 50/s, ${reps} alternated reps\n\n` +
     [line(header), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...rows.map(line)].join('\n') +
     '\n',
 );

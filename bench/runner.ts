@@ -5,7 +5,7 @@ import { BenchWorkerError } from './errors.js';
 import { LoadGenerator } from './load-generator.js';
 import { cpuMs, establishedOf, rssBytes, socketCount, tcpTable, type TcpEntry } from '../lib/procfs.js';
 import type { Profile } from './profiles.js';
-import { Progress } from './progress.js';
+import { Progress } from '../lib/progress.js';
 import type { WorkerEvent } from './protocol.js';
 import { cellLabel, type CpuPerUnit, type PathName, type ProcessView, type RouteName, type RunConditions } from './result.js';
 

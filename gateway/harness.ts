@@ -18,6 +18,7 @@ export { StandaloneEnvoy, type StandaloneEnvoyOptions } from './envoy/standalone
 export { ENVOY_VERSION, findEnvoyBinary } from './envoy/binary.js';
 export { startBackendProcess } from './core/backend-process.js';
 export { readAdminToken } from './admin/token.js';
+export { findAdmin } from './core/stack-file.js';
 
 export interface BackendsOnly {
   backends: BackendProcess[];

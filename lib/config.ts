@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { ConfigError } from './errors.js';
+import { ConfigError, UsageError } from './errors.js';
 
 // The one place for ports, hosts and limits. Every field can be set three ways, highest first:
 //   CLI flag   --front-port 8081      (kebab-case of the field name)
@@ -29,120 +29,103 @@ const stringList = z.preprocess(
   z.array(z.string()),
 );
 
-/** Settings a backend process takes; the gateway passes its own values down to the backends it starts. */
+/** Settings a backend process takes; the gateway passes its own values down to the backends it starts.
+ *  Each `.describe()` is the field's line in `--help` (lib/cli.ts), so help cannot drift from here. */
 const backendFields = {
-  /** SETTINGS_MAX_CONCURRENT_STREAMS we advertise; 10,000 sessions must fit on one connection. */
-  h2MaxConcurrentStreams: positiveInt.default(20_000),
-  /** Node's per-session memory cap in MB; the 10 MB default caps one session at about 12k streams. */
-  maxSessionMemoryMb: positiveInt.default(100),
-  /** Largest WebSocket message accepted, in bytes (bigger → close 1009). */
-  maxPayloadBytes: positiveInt.default(1024 * 1024),
-  /** How long a SIGTERM'd process waits for sessions to close after sending 1001. */
-  drainTimeoutMs: positiveInt.default(10_000),
-  feedRateHz: positiveInt.default(10),
-  /** Messages kept per room for recovery on reconnect (Redis Stream MAXLEN ~). */
-  roomHistory: positiveInt.default(1000),
-  /** HS256 secret for handshake JWTs; unset = no authentication (refused off loopback without --insecure). */
-  jwtSecret: z.string().min(32, 'at least 32 characters').optional(),
-  /** Browser Origins allowed to open sessions (comma-separated); empty = any. */
-  allowedOrigins: stringList.default([]),
-  /** Per-session message rate (messages/s, burst of twice that); above it → close 1008. */
-  maxMessagesPerSecond: positiveInt.default(2_000),
-  /** Concurrent sessions per client IP, over all its connections and every backend; above it → 429 at
-   *  the handshake. Enforced by the HAProxy front itself, and by the backends together over Redis (the
-   *  room bus's) from the one X-Forwarded-For entry the front writes (backend/ip-sessions.ts). */
-  maxSessionsPerIp: positiveInt.default(20_000),
-  /** Members per chat room; a join beyond it → close 1008. */
-  maxRoomSize: positiveInt.default(10_000),
-  /** A session whose unsent bytes pass this is a slow consumer. */
-  slowConsumerBytes: positiveInt.default(4 * 1024 * 1024),
-  /** What to do with a slow consumer: close it with 1008, or drop messages until it catches up. */
-  slowConsumerPolicy: z.enum(['close', 'drop']).default('close'),
-  /** Server pings every session this often; no pong by the next ping → the session is dropped. 0 = off. */
-  pingIntervalMs: nonNegativeInt.default(30_000),
-  /** A client must finish its handshake (request headers) within this. */
-  handshakeTimeoutMs: positiveInt.default(10_000),
+  // 10,000 sessions must fit on one connection (Node's and HAProxy's defaults are far lower).
+  h2MaxConcurrentStreams: positiveInt.default(20_000).describe('SETTINGS_MAX_CONCURRENT_STREAMS advertised: streams per HTTP/2 connection'),
+  // Node's 10 MB default caps one session at about 12k streams.
+  maxSessionMemoryMb: positiveInt.default(100).describe("Node's per-HTTP/2-session memory cap, in MB"),
+  maxPayloadBytes: positiveInt.default(1024 * 1024).describe('largest WebSocket message accepted, in bytes (bigger: close 1009)'),
+  drainTimeoutMs: positiveInt.default(10_000).describe('on SIGTERM, how long sessions get to close after the 1001'),
+  feedRateHz: positiveInt.default(10).describe('messages per second on /feed'),
+  roomHistory: positiveInt.default(1000).describe('messages kept per room for recovery on reconnect (Redis Stream MAXLEN ~)'),
+  jwtSecret: z.string().min(32, 'at least 32 characters').optional()
+    .describe('HS256 secret for handshake JWTs; unset: no authentication (refused off loopback without --insecure)'),
+  allowedOrigins: stringList.default([]).describe('browser Origins allowed to open sessions (comma-separated); empty: any'),
+  maxMessagesPerSecond: positiveInt.default(2_000).describe('per-session message rate, burst of twice that (above: close 1008)'),
+  // X-Forwarded-For from the front: the client's address, not the proxy's.
+  maxSessionsPerIp: positiveInt.default(20_000).describe('concurrent sessions per client IP over every backend (above: 429 at the handshake); enforced by HAProxy itself and by the backends together over Redis'),
+  maxRoomSize: positiveInt.default(10_000).describe('members per chat room (a join beyond it: close 1008)'),
+  slowConsumerBytes: positiveInt.default(4 * 1024 * 1024).describe("unsent bytes that make a session a slow consumer"),
+  slowConsumerPolicy: z.enum(['close', 'drop']).default('close').describe('a slow consumer is closed with 1008, or its messages dropped until it catches up'),
+  // A session that misses a pong by the next ping is dropped.
+  pingIntervalMs: nonNegativeInt.default(30_000).describe('server ping interval (no pong by the next ping: dropped); 0: off'),
+  handshakeTimeoutMs: positiveInt.default(10_000).describe('a client must finish its handshake (request headers) within this'),
 };
 export const BACKEND_FIELDS = Object.keys(backendFields) as Array<keyof typeof backendFields>;
 
 export const gatewaySchema = z.object({
-  /** The proxy in front: Envoy (fed over xDS, hot restart by epochs) or HAProxy (runtime API, master-worker reload). */
-  front: z.enum(['envoy', 'haproxy']).default('envoy'),
-  host: loopbackOrAny.default('127.0.0.1'),
-  /** Front plaintext port: HTTP/1.1 Upgrade and h2c prior knowledge on one port. */
-  frontPort: port.default(8080),
-  /** Front TLS: ALPN h2 and http/1.1 (wss:// for browsers, h2 for MuxClient). 0 disables it. */
-  frontTlsPort: port.default(8443),
-  /** PEM files for the front; unset → a self-signed pair made on first start in <stateDir>/tls. */
-  tlsCert: z.string().optional(),
-  tlsKey: z.string().optional(),
-  adminPort: port.default(9000),
-  /** Admin API bearer token; unset → generated on first start into <stateDir>/admin-token. */
-  adminToken: z.string().min(16, 'at least 16 characters').optional(),
-  xdsPort: port.default(18000),
-  envoyAdminPort: port.default(9901),
-  haproxyStatsPort: port.default(8404),
-  backendPorts: portList.default([9101, 9102, 9103]),
-  /** Start the backends on backendPorts as child processes. false: they run elsewhere (docker compose:
-   *  a container each) and the gateway only registers, health-checks and drains them. */
-  manageBackends: flag.default(true),
-  /** `--front envoy`: the control API of an Envoy restarter in another process or container (docker
-   *  compose: http://127.0.0.1:9902). Unset: run a local `envoy` binary under an in-process restarter. */
-  envoyRestarterUrl: z.url().optional(),
-  /** Local Envoy: the control API port of the restarter process the gateway starts beside it. The
-   *  restarter (and Envoy, its child) outlives a gateway crash or restart; the next gateway attaches. */
-  envoyRestarterPort: port.default(9902),
-  /** Address ranges the admin API may register endpoints in (names are resolved first); the
-   *  gateway's own ports are refused anyway. "0.0.0.0/0,::/0" allows any address. */
+  front: z.enum(['envoy', 'haproxy']).default('envoy')
+    .describe('the proxy in front: Envoy (fed over xDS, hot restart by epochs) or HAProxy (runtime API, master-worker reload)'),
+  host: loopbackOrAny.default('127.0.0.1').describe('address everything binds to; off loopback needs --jwt-secret or --insecure'),
+  // Refusing an unauthenticated public bind is the default; this is the one way past it.
+  insecure: flag.default(false).describe('serve a non-loopback host without handshake auth anyway'),
+  frontPort: port.default(8080).describe('front plaintext port: HTTP/1.1 Upgrade and h2c prior knowledge on one port'),
+  frontTlsPort: port.default(8443).describe('front TLS port: ALPN h2 and http/1.1 (wss:// for browsers); 0 disables it'),
+  tlsCert: z.string().optional().describe('PEM certificate for the front; unset: a self-signed pair made in <stateDir>/tls'),
+  tlsKey: z.string().optional().describe('PEM key for the front (with --tls-cert)'),
+  adminPort: port.default(9000).describe('admin API, dashboard and explainers'),
+  adminToken: z.string().min(16, 'at least 16 characters').optional()
+    .describe('admin API bearer token; unset: generated on first start into <stateDir>/admin-token'),
+  xdsPort: port.default(18000).describe('xDS (ADS) server Envoy follows'),
+  envoyAdminPort: port.default(9901).describe("Envoy's admin"),
+  haproxyStatsPort: port.default(8404).describe("HAProxy's stats page and Prometheus /metrics"),
+  backendPorts: portList.default([9101, 9102, 9103]).describe('one backend (b1, b2, ...) per port'),
+  // false: they run elsewhere (docker compose: a container each) and the gateway only registers,
+  // health-checks and drains them.
+  manageBackends: flag.default(true).describe('start the backends on --backend-ports as child processes'),
+  // docker compose: http://127.0.0.1:9902. Unset: a local `envoy` binary under a restarter process.
+  envoyRestarterUrl: z.url().optional().describe("control API of an Envoy restarter in another process or container"),
+  // The restarter (and Envoy, its child) outlives a gateway crash or restart; the next gateway attaches.
+  envoyRestarterPort: port.default(9902).describe("local Envoy: the control API port of the restarter process started beside it"),
+  // Names are resolved first; the gateway's own ports are refused anyway.
   endpointCidrs: stringList
     .default(['127.0.0.0/8', '::1/128'])
-    .refine((l) => l.every((c) => /^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(c)), 'comma-separated CIDRs, e.g. 127.0.0.0/8,10.0.0.0/8'),
-  /** Working files: rendered HAProxy config, sockets, pid files. */
-  stateDir: z.string().min(1).default('.gateway'),
-  haproxyBin: z.string().min(1).default('haproxy'),
-  /** Room bus for chat across backends. Unset: `npm start` runs a local redis-server on redisPort. */
-  redisUrl: z.string().url().optional(),
-  redisPort: port.default(6390),
-  /** 'none' runs rooms per backend with no bus (what sticky-by-room balancing is for). */
-  roomBus: z.enum(['redis', 'none']).default('redis'),
-  /** Front balancing: per-stream round robin, or sticky-by-room (consistent hash of the path). */
-  balance: z.enum(['roundrobin', 'room']).default('roundrobin'),
-  /** HAProxy config template; '' = haproxy/haproxy.cfg.tmpl. Re-read at every reload. */
-  haproxyTemplate: z.string().default(''),
-  /** HAProxy global maxconn. Each H2 stream costs one upstream socket with HTTP/1.1 servers, so
-   *  10,000 streams need ~20k fds; 9000 keeps HAProxy's computed ulimit under a 20,000 open-files limit. */
-  haproxyMaxconn: positiveInt.default(9_000),
-  /** HAProxy front: new sessions (HTTP/2 streams, HTTP/1.1 requests) one client IP may start per 10 s;
-   *  beyond it an HTTP/2 connection is closed, an HTTP/1.1 request gets 429. HAProxy 2.6 serves a
-   *  rapid-reset flood on, so this bounds how many of its streams reach the backends. Envoy closes
-   *  such a connection itself (premature-reset rule, envoy/*.yaml). */
-  haproxySessionOpensPer10sPerIp: positiveInt.default(20_000),
-  /** How the front talks to the backends: HTTP/1.1 Upgrade (one upstream socket per session) or
-   *  HTTP/2 extended CONNECT (many sessions per upstream connection). */
-  upstreamProtocol: z.enum(['h1', 'h2']).default('h1'),
-  /** After a hot restart the old generation is stopped this long after the new one is up, even if
-   *  sessions remain (HAProxy `hard-stop-after`, Envoy `--parent-shutdown-time-s`). */
-  hardStopAfterS: positiveInt.default(30),
-  /** Active health checks of each endpoint's /healthz (the gateway's own, beside HAProxy's). */
-  healthIntervalMs: positiveInt.default(2_000),
-  healthTimeoutMs: positiveInt.default(1_000),
-  healthFall: positiveInt.default(2),
-  healthRise: positiveInt.default(1),
-  /** A drained endpoint's sessions get this long before its backend closes them with 1001. */
-  drainDeadlineMs: positiveInt.default(30_000),
+    .refine((l) => l.every((c) => /^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(c)), 'comma-separated CIDRs, e.g. 127.0.0.0/8,10.0.0.0/8')
+    .describe('address ranges the admin API may register endpoints in; 0.0.0.0/0,::/0 allows any'),
+  stateDir: z.string().min(1).default('.gateway')
+    .describe('working files: rendered configs, sockets, registry, cert, admin token, stack.json (how the other commands find this stack)'),
+  haproxyBin: z.string().min(1).default('haproxy').describe('the haproxy binary'),
+  redisUrl: z.string().url().optional().describe('room bus for chat across backends; unset: a local redis-server on --redis-port'),
+  redisPort: port.default(6390).describe('port of the local redis-server'),
+  // 'none' is what sticky-by-room balancing is for.
+  roomBus: z.enum(['redis', 'none']).default('redis').describe('rooms across backends through Redis, or per backend with no bus'),
+  balance: z.enum(['roundrobin', 'room']).default('roundrobin')
+    .describe('front balancing: per-stream round robin, or sticky-by-room (consistent hash of the path)'),
+  // Re-read at every reload: editing it and reloading is how an operator changes the front.
+  haproxyTemplate: z.string().default('').describe("HAProxy config template; '' is haproxy/haproxy.cfg.tmpl"),
+  // Each H2 stream costs one upstream socket with HTTP/1.1 servers, so 10,000 streams need ~20k fds;
+  // 9000 keeps HAProxy's computed ulimit under a 20,000 open-files limit.
+  haproxyMaxconn: positiveInt.default(9_000).describe('HAProxy global maxconn'),
+  // HAProxy 2.6 serves a rapid-reset flood on, so this bounds how many of its streams reach the backends;
+  // Envoy closes such a connection itself (premature-reset rule, envoy/*.yaml).
+  haproxySessionOpensPer10sPerIp: positiveInt.default(20_000).describe('HAProxy front: new sessions one client IP may start per 10 s (beyond: HTTP/2 connection closed, HTTP/1.1 429)'),
+  upstreamProtocol: z.enum(['h1', 'h2']).default('h1')
+    .describe('front to backends: h1 (Upgrade, one upstream socket per session) or h2 (extended CONNECT, shared connections)'),
+  // HAProxy `hard-stop-after`, Envoy `--parent-shutdown-time-s`.
+  hardStopAfterS: positiveInt.default(30).describe('after a hot restart, how long the old generation may keep sessions'),
+  // The gateway's own checks and the front's (HAProxy `check inter/fall/rise`) use the same values.
+  healthIntervalMs: positiveInt.default(2_000).describe("interval of the active health checks of each endpoint's /healthz"),
+  healthTimeoutMs: positiveInt.default(1_000).describe('a health check fails after this long'),
+  healthFall: positiveInt.default(2).describe('failed checks in a row that mark an endpoint down'),
+  healthRise: positiveInt.default(1).describe('passed checks in a row that mark it up again'),
+  drainDeadlineMs: positiveInt.default(30_000).describe("a drained endpoint's sessions get this long before their backend sends 1001"),
   ...backendFields,
 });
 export type GatewayConfig = z.infer<typeof gatewaySchema>;
 
+/** What a helper command (endpoints, hot-restart) takes to find a running stack: the same flags and
+ *  env vars as `npm start`, so `--state-dir` (and `--admin-port`) carry over. */
+export const findStackSchema = gatewaySchema.pick({ host: true, adminPort: true, adminToken: true, stateDir: true });
+
 export const backendSchema = z.object({
-  id: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'letters, digits, "-" or "_", at most 32'),
-  host: loopbackOrAny.default('127.0.0.1'),
-  port: port.default(9101),
-  /** PEM files; when both are set the port also accepts TLS (ALPN h2, http/1.1). */
-  tlsCert: z.string().optional(),
-  tlsKey: z.string().optional(),
-  /** Room bus. Unset: rooms live in this process only. */
-  redisUrl: z.string().url().optional(),
+  id: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'letters, digits, "-" or "_", at most 32').describe('backend id, sent as x-backend-id'),
+  host: loopbackOrAny.default('127.0.0.1').describe('address to listen on'),
+  port: port.default(9101).describe('HTTP/1.1 Upgrade, h2c and (with --tls-cert) TLS on one port'),
+  tlsCert: z.string().optional().describe('PEM certificate; with --tls-key the port also accepts TLS (ALPN h2, http/1.1)'),
+  tlsKey: z.string().optional().describe('PEM key (with --tls-cert)'),
+  redisUrl: z.string().url().optional().describe('room bus; unset: rooms live in this process only'),
   ...backendFields,
 });
 export type BackendConfig = z.infer<typeof backendSchema>;
@@ -201,6 +184,74 @@ function readSecretFile(key: string, file: string, origin: string): string {
   }
 }
 
+/** Edit distance (insertions, deletions, substitutions): how far a typed flag is from a real one. */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
+/** The known flag nearest to `typed`, if one is near enough to be what was meant. */
+export function nearestFlag(typed: string, known: readonly string[]): string | undefined {
+  const t = typed.replace(/^-+/, '').toLowerCase();
+  let best: { flag: string; d: number } | undefined;
+  for (const flag of known) {
+    // `--frontport` for `--front-port`: dashes are the usual slip, so they cost nothing here.
+    const d = Math.min(editDistance(t, flag), editDistance(t.replace(/-/g, ''), flag.replace(/-/g, '')));
+    if (!best || d < best.d) best = { flag, d };
+  }
+  return best && best.d <= Math.max(2, Math.floor(t.length / 4)) ? best.flag : undefined;
+}
+
+/**
+ * What `util.parseArgs` threw, said for a person: which flag, and the nearest real one. Its own
+ * messages suggest quoting the flag as a positional argument, which is never what was meant here.
+ */
+export function flagError(err: unknown, known: readonly string[]): UsageError {
+  const { code, message } = err as { code?: string; message: string };
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    const typed = /'(-[^']*)'/.exec(message)?.[1] ?? message;
+    const near = nearestFlag(typed, known);
+    return new UsageError(`unknown flag ${typed}${near ? `; did you mean --${near}?` : ''}`);
+  }
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+    const flag = /'(-[^' ]*)/.exec(message)?.[1];
+    if (flag && /argument missing/.test(message)) return new UsageError(`${flag} needs a value`);
+    if (flag && /does not take an argument/.test(message)) return new UsageError(`${flag} is a switch: it takes no value`);
+  }
+  if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+    const arg = /'([^']*)'/.exec(message)?.[1];
+    return new UsageError(`unexpected argument ${JSON.stringify(arg ?? message)} (flags are --name value)`);
+  }
+  return new UsageError(message);
+}
+
+/** A field's schema under its default/optional wrappers, and the output side of a preprocess. */
+export function innerSchema(schema: z.ZodType): z.ZodType {
+  let s = schema;
+  for (;;) {
+    const def = (s as unknown as { _zod: { def: { type: string; innerType?: z.ZodType; out?: z.ZodType } } })._zod.def;
+    if (def.innerType && ['default', 'optional', 'prefault', 'nullable', 'readonly'].includes(def.type)) s = def.innerType;
+    else if (def.type === 'pipe' && def.out) s = def.out;
+    else return s;
+  }
+}
+
+/** The zod type name of a field (`number`, `enum`, `boolean`, ...), wrappers removed. */
+export const fieldType = (schema: z.ZodType): string => (innerSchema(schema) as unknown as { _zod: { def: { type: string } } })._zod.def.type;
+
+/** `--insecure` alone (last, or before another flag) means `--insecure true`: a true/false field works as a switch too. */
+function withSwitchValues(argv: readonly string[], schema: z.ZodObject): string[] {
+  const switches = new Set(Object.entries(schema.shape).filter(([, s]) => fieldType(s as z.ZodType) === 'boolean').map(([k]) => `--${kebab(k)}`));
+  const end = argv.indexOf('--');
+  const bare = (i: number) => argv[i + 1] === undefined || argv[i + 1]!.startsWith('-');
+  return argv.flatMap((arg, i) => (switches.has(arg) && (end < 0 || i < end) && bare(i) ? [arg, 'true'] : [arg]));
+}
+
 type Source = { value: string; origin: string };
 
 /**
@@ -212,7 +263,12 @@ export function loadConfig<S extends z.ZodObject>(
   argv: readonly string[] = process.argv.slice(2),
   env: NodeJS.ProcessEnv = process.env,
   extraFlags: Record<string, { type: 'boolean' | 'string' }> = {},
-): { config: z.infer<S>; flags: Record<string, string | boolean | undefined> } {
+): {
+  config: Readonly<z.infer<S>>;
+  flags: Record<string, string | boolean | undefined>;
+  /** The fields set by a flag or an env var (the rest are defaults). */
+  given: ReadonlySet<string>;
+} {
   const keys = Object.keys(schema.shape);
   const options: Record<string, { type: 'string' | 'boolean' }> = { ...extraFlags };
   for (const key of keys) options[kebab(key)] = { type: 'string' };
@@ -220,9 +276,9 @@ export function loadConfig<S extends z.ZodObject>(
 
   let parsed;
   try {
-    parsed = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false });
+    parsed = parseArgs({ args: withSwitchValues(argv, schema), options, strict: true, allowPositionals: false });
   } catch (err) {
-    throw new ConfigError('argv', (err as Error).message);
+    throw flagError(err, Object.keys(options));
   }
 
   const raw: Record<string, unknown> = {};
@@ -267,15 +323,15 @@ export function loadConfig<S extends z.ZodObject>(
 
   const flags: Record<string, string | boolean | undefined> = {};
   for (const name of Object.keys(extraFlags)) flags[name] = parsed.values[name] as string | boolean | undefined;
-  return { config: Object.freeze(result.data) as z.infer<S>, flags };
+  return { config: Object.freeze(result.data) as z.infer<S>, flags, given: new Set(Object.keys(sources)) };
 }
 
-/** Defaults for library users (tests, bench) who do not read argv/env. */
-export function defaults<S extends z.ZodObject>(schema: S, overrides: Partial<z.input<S>> = {}): z.infer<S> {
+/** Defaults for library users (tests, bench) who do not read argv/env; frozen like loadConfig's. */
+export function defaults<S extends z.ZodObject>(schema: S, overrides: Partial<z.input<S>> = {}): Readonly<z.infer<S>> {
   const result = schema.safeParse(overrides);
   if (!result.success) {
     const issue = result.error.issues[0]!;
     throw new ConfigError(issue.path.join('.'), issue.message);
   }
-  return result.data;
+  return Object.freeze(result.data);
 }

@@ -16,6 +16,7 @@ import { redactSecrets } from './redact.js';
 export const ERROR_CODES = {
   // Clients, adapter, process start-up (classes below)
   GW_ERR_CONFIG: 'a config field, environment variable or CLI flag failed validation at start-up; the message names it',
+  GW_ERR_USAGE: 'a command line a command cannot take (unknown flag, with the nearest real one; a missing value; a stray argument): exit code 2',
   GW_ERR_NO_EXTENDED_CONNECT: 'the HTTP/2 peer did not advertise SETTINGS_ENABLE_CONNECT_PROTOCOL, so it cannot carry WebSockets (RFC 8441)',
   GW_ERR_HANDSHAKE_REJECTED: 'the WebSocket handshake was answered with another status than 200 (HTTP/2) or 101 (HTTP/1.1); carries `status`',
   GW_ERR_SUBPROTOCOL: 'the server picked a subprotocol the client never offered',
@@ -133,6 +134,13 @@ export class ConfigError extends GatewayError {
   constructor(field: string, message: string) {
     super('GW_ERR_CONFIG', `invalid config field "${field}": ${message}`);
     this.field = field;
+  }
+}
+
+/** A command line a command cannot take (unknown flag, missing value, stray argument): exit code 2. */
+export class UsageError extends GatewayError {
+  constructor(message: string) {
+    super('GW_ERR_USAGE', message);
   }
 }
 

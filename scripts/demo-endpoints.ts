@@ -6,14 +6,21 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { z } from 'zod';
 import { MuxClient } from '../client/index.js';
 import { SequencedEcho, type SessionTally } from '../client/sequenced-echo.js';
 import { startBackendProcess, startStack, type Stack } from '../gateway/harness.js';
-import { gatewaySchema, loadConfig } from '../lib/config.js';
+import { commandLine, defineCommand } from '../lib/cli.js';
+import { gatewaySchema } from '../lib/config.js';
 import { GatewayError } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
+import { wrap } from '../lib/text.js';
 
-const say = (text: string) => process.stdout.write(`${new Date().toISOString().slice(11, 23)}  ${text}\n`);
+/** A step of the story: the time, then the text wrapped under it so every line fits 80 columns. */
+const say = (text: string) => {
+  const [first = '', ...rest] = wrap(text.trimStart(), 22);
+  process.stdout.write([`${new Date().toISOString().slice(11, 23)}  ${text.startsWith(' ') ? '        ' : ''}${first.trimStart()}`, ...rest].join('\n') + '\n');
+};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const spread = (ids: Array<string | undefined>) =>
   Object.entries(ids.reduce<Record<string, number>>((m, id) => ((m[id ?? '?'] = (m[id ?? '?'] ?? 0) + 1), m), {}))
@@ -21,10 +28,23 @@ const spread = (ids: Array<string | undefined>) =>
     .map(([id, n]) => `${id}:${n}`)
     .join(' ');
 
-const { config: base, flags } = loadConfig(gatewaySchema, process.argv.slice(2), process.env, { 'drain-deadline-s': { type: 'string' } });
+const DEMO_ENDPOINTS = defineCommand({
+  name: 'npm run demo:endpoints',
+  about: [
+    'Backends joining and leaving a live proxy, step by step: a stack (temporary state dir) with',
+    'sessions echoing, backend b4 started and registered, new streams landing on it, b1 drained to',
+    '0 sessions with no lost message and no client error. Config flags shape the stack it starts.',
+  ].join(' '),
+  config: gatewaySchema,
+  options: z.object({
+    drainDeadlineS: z.coerce.number().positive().max(600).default(6).describe("seconds b1's sessions get before 1001"),
+  }),
+});
+
+const { config: base, options } = commandLine(DEMO_ENDPOINTS);
 const stateDir = mkdtempSync(path.join(os.tmpdir(), 'gw-demo-'));
 const config = { ...base, stateDir };
-const deadlineMs = Number(flags['drain-deadline-s'] ?? 6) * 1000;
+const deadlineMs = options.drainDeadlineS * 1000;
 const log = logger('demo');
 
 let stack: Stack;
@@ -98,7 +118,7 @@ try {
   const b1 = registry.get('b1');
   say(`step 5  b1 is ${b1.state} with 0 sessions; ${totals.open} sessions open on ${spread(load.tallies.filter((t) => t.closeCode === undefined).map((t) => t.session.backendId))}`);
   say(`        messages: ${totals.sent} sent, ${totals.echoed} echoed, ${totals.lost} lost, ${totals.outOfOrder} out of order; client errors: ${clientErrors}; reconnected after 1001: ${reopened}`);
-  say('        try it yourself with `npm start` and `npm run endpoints -- list|add|drain|remove|weight`');
+  say('        try it yourself with `npm start` and `npm run endpoints -- list|add|drain|remove|weight` (`--help` on each)');
   if (totals.lost || totals.outOfOrder || clientErrors) process.exitCode = 1;
   await b4.process.stop(3_000);
 } finally {

@@ -7,23 +7,41 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { z } from 'zod';
 import { H1Client, MuxClient } from '../client/index.js';
 import { SequencedEcho, type SessionTally } from '../client/sequenced-echo.js';
 import { startStack, type HotRestartEngine } from '../gateway/harness.js';
-import { gatewaySchema, loadConfig } from '../lib/config.js';
+import { commandLine, defineCommand } from '../lib/cli.js';
+import { gatewaySchema } from '../lib/config.js';
 import { GatewayError } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
+import { wrap } from '../lib/text.js';
 
-const { config: base, flags } = loadConfig(gatewaySchema, process.argv.slice(2), process.env, {
-  h2: { type: 'string' },
-  h1: { type: 'string' },
+const DEMO_HOT_RESTART = defineCommand({
+  name: 'npm run demo:hot-restart',
+  about: [
+    'A hot restart of the front under live traffic, as a timeline: sessions per generation (Envoy',
+    'epochs, or HAProxy workers with --front haproxy), messages sent/echoed/lost, new-session',
+    'failures. Starts its own stack (temporary state dir); config flags shape it.',
+  ].join(' '),
+  config: gatewaySchema,
+  options: z.object({
+    h2: z.coerce.number().int().min(0).max(10_000).default(500).describe('sessions as HTTP/2 streams on one connection'),
+    h1: z.coerce.number().int().min(0).max(2_000).default(100).describe('sessions over HTTP/1.1, a connection each'),
+  }),
 });
-const h2Count = Number(flags.h2 ?? 500);
-const h1Count = Number(flags.h1 ?? 100);
+
+const { config: base, options } = commandLine(DEMO_HOT_RESTART);
+const h2Count = options.h2;
+const h1Count = options.h1;
 const stateDir = mkdtempSync(path.join(os.tmpdir(), 'gw-demo-'));
 const log = logger('demo');
 const t0 = Date.now();
-const say = (text: string) => process.stdout.write(`t+${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s  ${text}\n`);
+/** A timeline entry: the time, then the text wrapped under it so every line fits 80 columns. */
+const say = (text: string) => {
+  const [first = '', ...rest] = wrap(text, 10);
+  process.stdout.write([`t+${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s  ${first.trimStart()}`, ...rest].join('\n') + '\n');
+};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** What the demo needs of either stack. */
@@ -47,10 +65,11 @@ async function tick(label = ''): Promise<void> {
   const gens = await stack.hotRestart.generations();
   const g = gens
     .sort((a, b) => a.generation - b.generation)
-    .map((x) => `gen ${x.generation} (pid ${x.pid}${x.current ? ', current' : ', draining'}): ${x.sessions ?? '?'} sessions`)
-    .join(' | ');
+    .map((x) => `gen ${x.generation} pid ${x.pid} ${x.current ? 'current' : 'draining'} ${x.sessions ?? '?'}`)
+    .join(' · ');
   const t = load.totals();
-  say(`${g}  ·  sent ${t.sent} echoed ${t.echoed} lost ${t.lost} out-of-order ${t.outOfOrder}  ·  new sessions ok ${newOk} failed ${newFailed}${label ? `  ← ${label}` : ''}`);
+  if (label) say(`← ${label}`);
+  say(`sessions ${g} · messages sent ${t.sent} echoed ${t.echoed} lost ${t.lost} out-of-order ${t.outOfOrder} · new sessions ok ${newOk} failed ${newFailed}`);
 }
 
 async function openSome(n: number): Promise<void> {

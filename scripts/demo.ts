@@ -5,29 +5,18 @@ import './demo-logs.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { z } from 'zod';
 import { runEchoProbe, type EchoProbeResult } from '../client/echo-probe.js';
 import { H1Client, MuxClient, type WsClient } from '../client/index.js';
 import { startStack, type Stack } from '../gateway/harness.js';
-import { gatewaySchema, loadConfig } from '../lib/config.js';
-import { ConfigError, GatewayError } from '../lib/errors.js';
+import { commandLine, defineCommand, exitOnMistake, isUserMistake } from '../lib/cli.js';
+import { gatewaySchema } from '../lib/config.js';
+import { GatewayError } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
+import { Progress } from '../lib/progress.js';
 
 // Created once the config says where logs go (a file, unless --verbose).
 const log = () => logger('demo');
-
-function progress(label: string) {
-  let last = 0;
-  return (done: number, total: number, phase: string) => {
-    if (!process.stderr.isTTY) return;
-    const now = Date.now();
-    if (done !== total && now - last < 100) return;
-    last = now;
-    const width = 30;
-    const filled = Math.round((done / total) * width);
-    process.stderr.write(`\r  ${label.padEnd(18)} ${phase.padEnd(5)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}   `);
-    if (done === total && phase === 'echo') process.stderr.write('\n');
-  };
-}
 
 function table(rows: Array<{ label: string; r: EchoProbeResult }>): string {
   const header = ['path', 'sessions', 'client TCP conns', 'open all (ms)', 'echo p50 (ms)', 'echo p99 (ms)', 'echoes', 'spread over backends'];
@@ -46,26 +35,33 @@ function table(rows: Array<{ label: string; r: EchoProbeResult }>): string {
   return [line(header), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...body.map(line)].join('\n');
 }
 
+const DEMO = defineCommand({
+  name: 'npm run demo',
+  about: [
+    'Starts a stack (fresh state dir; Envoy unless --front haproxy), or uses the one at --front-url,',
+    'opens N sessions over ONE HTTP/2 connection and N over HTTP/1.1 (a connection each), echoes M',
+    'messages on each, prints a comparison table and stops what it started. Config flags shape the',
+    'stack it starts (e.g. --upstream-protocol h2).',
+  ].join(' '),
+  config: gatewaySchema,
+  options: z.object({
+    frontUrl: z.url().optional().describe('a running front to use instead of starting a stack'),
+    sessions: z.coerce.number().int().min(1).max(10_000).default(1000).describe('sessions per path'),
+    messages: z.coerce.number().int().min(1).max(1000).default(5).describe('echoes per session'),
+    only: z.enum(['h1', 'h2']).optional().describe('run one path only'),
+    verbose: z.boolean().default(false).describe("the stack's logs on this terminal (default: <state dir>/demo.log)"),
+  }),
+});
+
+const { config, options: flags } = commandLine(DEMO);
 try {
-  const { config, flags } = loadConfig(gatewaySchema, process.argv.slice(2), process.env, {
-    'front-url': { type: 'string' },
-    sessions: { type: 'string' },
-    messages: { type: 'string' },
-    only: { type: 'string' },
-    verbose: { type: 'boolean' },
-  });
+  const { sessions, messages } = flags;
   // The terminal is for the result: the stack's logs go to a file unless --verbose (demo-logs.ts).
   const logFile = process.env.LOG_FILE;
-  const sessions = Number(flags.sessions ?? 1000);
-  const messages = Number(flags.messages ?? 5);
-  if (!Number.isInteger(sessions) || sessions < 1 || sessions > 10_000) throw new ConfigError('--sessions', 'must be 1..10000');
-  if (!Number.isInteger(messages) || messages < 1 || messages > 1000) throw new ConfigError('--messages', 'must be 1..1000');
-  if (flags.only !== undefined && flags.only !== 'h1' && flags.only !== 'h2') throw new ConfigError('--only', 'must be h1 or h2');
-
   let stack: Stack | undefined;
   let result = '';
   let stateDir: string | undefined;
-  let front = typeof flags['front-url'] === 'string' ? flags['front-url'] : undefined;
+  let front = flags.frontUrl;
   if (!front) {
     process.stderr.write(`starting the local stack (3 backends + ${config.front}); pass --front-url URL to use a running one${logFile ? `\n  its logs: ${logFile} (--verbose shows them here)` : ''}\n`);
     // A fresh state dir: the demo must not inherit endpoints a previous `npm start` session left behind.
@@ -80,17 +76,23 @@ try {
     ].filter((p) => !flags.only || p.make().transport === flags.only);
     const rows: Array<{ label: string; r: EchoProbeResult }> = [];
     const failures: string[] = [];
+    const progress = new Progress('demo', paths.length);
     for (const { label, make } of paths) {
       const client = make();
+      progress.start(label);
       try {
-        rows.push({ label, r: await runEchoProbe(client, { sessions, messagesPerSession: messages, onProgress: progress(label) }) });
+        const r = await runEchoProbe(client, { sessions, messagesPerSession: messages, onProgress: (done, total, phase) => progress.step(done, total, phase) });
+        rows.push({ label, r });
+        progress.finish(`${r.echoes - r.mismatches}/${r.echoes} echoes`);
       } catch (err) {
         // One path failing (e.g. HTTP/1.1 beyond HAProxy's maxconn) must not hide the other's result.
         failures.push(`${label}: ${(err as Error).message}`);
+        progress.finish('FAILED');
       } finally {
         await client.close();
       }
     }
+    progress.end();
     // Printed after the stack has stopped, so its goodbyes (with --verbose) do not bury the result.
     const out: string[] = [];
     out.push(`\n${sessions} sessions per path through ${front}${stack ? ` (${stack.front.label})` : ''}, ${messages} echoes of 32 B each, one in flight per session\n\n`);
@@ -112,6 +114,7 @@ try {
   }
   process.stdout.write(result);
 } catch (err) {
+  if (isUserMistake(err)) exitOnMistake(DEMO, err);
   const message = err instanceof GatewayError ? err.message : String((err as Error)?.stack ?? err);
   log().fatal({ code: (err as GatewayError).code }, message);
   // The log may be a file: the failure is said here too.

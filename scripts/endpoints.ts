@@ -1,32 +1,42 @@
 // `npm run endpoints -- list | add <host:port> [--id ID] [--weight N] | drain <id> [--deadline-ms N]
 //                      | remove <id> | weight <id> <n> | activate <id>`
-// A thin CLI over the gateway admin API (default http://127.0.0.1:9000, or --admin URL / ADMIN_PORT).
-import { parseArgs } from 'node:util';
-import { readAdminToken } from '../gateway/harness.js';
-import { gatewaySchema, loadConfig } from '../lib/config.js';
+// A thin CLI over the gateway admin API. It finds the running stack the way every helper does
+// (gateway/core/stack-file.ts): --admin URL, else --admin-port/--host, else <stateDir>/stack.json.
+import { z } from 'zod';
+import { findAdmin } from '../gateway/harness.js';
+import { commandLine, exitOnMistake, defineCommand } from '../lib/cli.js';
+import { findStackSchema } from '../lib/config.js';
+import { UsageError } from '../lib/errors.js';
 
-const USAGE = `usage: npm run endpoints -- <command> [options]
-  list                                   show endpoints, state, weight, health, sessions
-  add <host:port> [--id ID] [--weight N] register a backend (it starts taking new streams)
-  drain <id> [--deadline-ms N]           stop new streams; close what is left with 1001 at the deadline
-  remove <id>                            drain, then remove
-  weight <id> <n>                        set the share of new streams (1..256)
-  activate <id>                          cancel a drain / put an endpoint back in rotation
-options: --admin URL (default http://<host>:<adminPort> from config)`;
-
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: { admin: { type: 'string' }, id: { type: 'string' }, weight: { type: 'string' }, 'deadline-ms': { type: 'string' }, help: { type: 'boolean' } },
+const ENDPOINTS = defineCommand({
+  name: 'npm run endpoints',
+  synopsis: '<command> [arguments] [options]',
+  about: 'Show and change the running stack\'s endpoints through its admin API.',
+  config: findStackSchema,
+  options: z.object({
+    admin: z.url().optional().describe('admin API URL; default: from --admin-port/--host, else <stateDir>/stack.json'),
+    id: z.string().optional().describe('add: the endpoint id (default: the next bN)'),
+    weight: z.coerce.number().int().min(1).max(256).optional().describe('add: share of new streams, 1..256 (default 1)'),
+    deadlineMs: z.coerce.number().int().positive().optional().describe("drain: how long its sessions get before 1001 (default: the gateway's --drain-deadline-ms)"),
+  }),
+  positionals: true,
+  epilog: [
+    'commands:',
+    '  list                 endpoints with state, weight, health and sessions',
+    '  add <host:port>      register a backend (it starts taking new streams)',
+    '  drain <id>           no new streams; what is left gets 1001 at the deadline',
+    '  remove <id>          drain, then remove',
+    '  weight <id> <n>      set the share of new streams (1..256)',
+    '  activate <id>        cancel a drain / put an endpoint back in rotation',
+  ].join('\n'),
 });
+
+const { config, options: values, positionals, given } = commandLine(ENDPOINTS);
 const [command, ...args] = positionals;
-if (values.help || !command) {
-  process.stdout.write(USAGE + '\n');
-  process.exit(command || values.help ? 0 : 2);
-}
-const { config } = loadConfig(gatewaySchema, [], process.env);
-const admin = values.admin ?? `http://${config.host}:${config.adminPort}`;
-const token = readAdminToken(config.stateDir, config.adminToken);
-const auth: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+if (!command) exitOnMistake(ENDPOINTS, new UsageError('which command? list, add, drain, remove, weight or activate'));
+const target = findAdmin(config, given, values.admin);
+const admin = target.url;
+const auth: Record<string, string> = target.token ? { authorization: `Bearer ${target.token}` } : {};
 
 async function call(method: string, path: string, body?: unknown): Promise<any> {
   let res: Response;
@@ -37,7 +47,7 @@ async function call(method: string, path: string, body?: unknown): Promise<any> 
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (err) {
-    process.stderr.write(`cannot reach the gateway admin API at ${admin} (${(err as Error).cause ?? (err as Error).message}); is \`npm start\` running?\n`);
+    process.stderr.write(`cannot reach the gateway admin API at ${admin} (found from ${target.from}; ${(err as Error).cause ?? (err as Error).message}); is \`npm start\` running?\n`);
     process.exit(1);
   }
   const json = await res.json();
@@ -54,11 +64,7 @@ function table(rows: string[][]): string {
 }
 
 function need(value: string | undefined, what: string): string {
-  if (!value) {
-    process.stderr.write(`missing ${what}\n${USAGE}\n`);
-    process.exit(2);
-  }
-  return value;
+  return value || exitOnMistake(ENDPOINTS, new UsageError(`${command} needs ${what}`));
 }
 
 switch (command) {
@@ -82,14 +88,14 @@ switch (command) {
   case 'add': {
     const body: Record<string, unknown> = { address: need(args[0], '<host:port>') };
     if (values.id) body.id = values.id;
-    if (values.weight) body.weight = Number(values.weight);
+    if (values.weight !== undefined) body.weight = values.weight;
     const e = await call('POST', '/endpoints', body);
     process.stdout.write(`added ${e.id} at ${e.host}:${e.port} (weight ${e.weight})\n`);
     break;
   }
   case 'drain': {
     const id = need(args[0], '<id>');
-    const body = values['deadline-ms'] ? { deadlineMs: Number(values['deadline-ms']) } : {};
+    const body = values.deadlineMs !== undefined ? { deadlineMs: values.deadlineMs } : {};
     const e = await call('POST', `/endpoints/${id}/drain`, body);
     process.stdout.write(`draining ${id}: no new streams; open sessions get until ${new Date(e.drainDeadline).toISOString()}\n`);
     break;
@@ -113,6 +119,5 @@ switch (command) {
     break;
   }
   default:
-    process.stderr.write(`unknown command "${command}"\n${USAGE}\n`);
-    process.exit(2);
+    exitOnMistake(ENDPOINTS, new UsageError(`unknown command "${command}": list, add, drain, remove, weight or activate`));
 }

@@ -7,8 +7,9 @@
 // which is where a WebSocket frame header is when one starts there. A connection that does not begin
 // with the HTTP/2 preface (an HTTP/1.1 Upgrade) is relayed and announced, not parsed.
 import net from 'node:net';
-import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
+import { z } from 'zod';
+import { commandLine, defineCommand } from '../lib/cli.js';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
@@ -182,24 +183,29 @@ export async function startFrameTap(options: FrameTapOptions): Promise<FrameTap>
   };
 }
 
+const H2_FRAMES = defineCommand({
+  name: 'npm run h2-frames',
+  about:
+    'A TCP relay that prints the HTTP/2 frames crossing it, one line per frame, both directions: point a client at ' +
+    'the listen port instead of the front and watch SETTINGS, WINDOW_UPDATE, GOAWAY and RST_STREAM happen.',
+  options: z.object({
+    to: z.string().regex(/^.+:\d+$/, 'host:port').default('127.0.0.1:8080').describe('where to relay to (the front)'),
+    listen: z.coerce.number().int().min(0).max(65535).default(8081).describe('the port clients connect to (127.0.0.1)'),
+    only: z.string().optional().describe('print only these frame types, e.g. GOAWAY,RST_STREAM'),
+    quietData: z.boolean().default(false).describe('leave out DATA frames'),
+  }),
+});
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      to: { type: 'string', default: '127.0.0.1:8080' },
-      listen: { type: 'string', default: '8081' },
-      only: { type: 'string' },
-      'quiet-data': { type: 'boolean', default: false },
-    },
-  });
+  const { options: values } = commandLine(H2_FRAMES);
   const [host, port] = [values.to.slice(0, values.to.lastIndexOf(':')), Number(values.to.slice(values.to.lastIndexOf(':') + 1))];
-  if (!host || !Number.isInteger(port) || port <= 0) throw new TypeError(`--to must be host:port, got ${values.to}`);
   const only = values.only ? new Set(values.only.split(',').map((t) => t.trim().toUpperCase())) : undefined;
   const tap = await startFrameTap({
     target: { host, port },
-    port: Number(values.listen),
+    port: values.listen,
     onFrame: (f) => {
       if (only && !only.has(f.type)) return;
-      if (values['quiet-data'] && f.type === 'DATA') return;
+      if (values.quietData && f.type === 'DATA') return;
       process.stdout.write(describe(f) + '\n');
     },
     onOther: (conn, line) => process.stdout.write(`#${conn} not HTTP/2, relayed as is: ${line}\n`),

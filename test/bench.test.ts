@@ -160,21 +160,21 @@ describe('npm run bench -- --quick (CI smoke: the bench works, whatever the numb
     expect(svgs.length).toBeGreaterThanOrEqual(5);
     for (const f of svgs) expect(readFileSync(path.join(charts, f), 'utf8').trim()).toMatch(/^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"[\s\S]*<\/svg>$/);
     expect(existsSync(md)).toBe(true);
-    expect(readFileSync(md, 'utf8')).toContain('Numbers to reach');
+    expect(readFileSync(md, 'utf8')).toContain('**Targets**');
   });
 
   it('prints the summary table on stdout', () => {
     expect(stdout).toContain('Connect storm');
     expect(stdout).toMatch(/versions: .*HAProxy \d.*Envoy \d/);
     for (const label of ['via HAProxy', 'via Envoy', 'direct']) expect(stdout).toContain(`| ${label} `);
-    expect(stdout).toContain('Numbers to reach');
+    expect(stdout).toMatch(/^Targets\n\| target /m);
     expect(stdout).toContain(json);
   });
 
   it('--report re-renders the HTML of a result from its JSON', async () => {
     const again = path.join(dir, 'again.html');
     const { stdout: out } = await bench(['--report', json, '--html', again], 60_000);
-    expect(out).toContain('Numbers to reach');
+    expect(out).toMatch(/^Targets\n\| target /m);
     expect(readFileSync(again, 'utf8')).toContain('id="bench-result"');
   });
 

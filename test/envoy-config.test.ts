@@ -11,7 +11,9 @@ import protojson from 'protobufjs/ext/protojson.js';
 import { parse as parseYaml } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
 import { backendSchema, defaults, gatewaySchema, loadConfig } from '../lib/config.js';
+import { parseCommandLine } from '../lib/cli.js';
 import { GatewayError } from '../lib/errors.js';
+import { BENCH } from '../bench/cli.js';
 import { EnvoyConfigError } from '../gateway/envoy/errors.js';
 import { loadEnvoyApi } from '../gateway/envoy/proto-root.js';
 import {
@@ -655,11 +657,13 @@ describe('docker-compose.yml', () => {
       expect(fs.existsSync(path.join(repo, svc.command[3])), `${name}: ${svc.command[3]}`).toBe(true);
     }
     expect(entries).toMatchObject({ gateway: 'gateway/main.ts', bench: 'bench/main.ts', 'backend-1': 'backend/main.ts' });
-    // The gateway's flags are its config fields (or --insecure): a typo would stop it at start-up.
+    // The gateway's flags are its config fields (--insecure among them): a typo would stop it at start-up.
     const gatewayFlags = services.gateway.command.slice(4) as string[];
-    const { config, flags } = loadConfig(gatewaySchema, gatewayFlags, {}, { insecure: { type: 'boolean' } });
-    expect(flags).toMatchObject({ insecure: true });
-    expect(config).toMatchObject({ front: 'envoy', manageBackends: false, host: '0.0.0.0', frontTlsPort: 0, redisUrl: 'redis://127.0.0.1:6379' });
+    const { config } = loadConfig(gatewaySchema, gatewayFlags, {});
+    expect(config).toMatchObject({ front: 'envoy', manageBackends: false, host: '0.0.0.0', frontTlsPort: 0, redisUrl: 'redis://127.0.0.1:6379', insecure: true });
+    // The bench's flags are its own options and config fields: the external front is --front-url.
+    const bench = parseCommandLine(BENCH, services.bench.command.slice(4) as string[], {});
+    expect(bench).toMatchObject({ options: { quick: true, routes: 'direct', frontUrl: 'http://127.0.0.1:8080' }, config: { redisUrl: 'redis://127.0.0.1:6379' } });
   });
 
   it('backends b1..b3 listen on the ports the Envoy configs route to, share Redis, and each health check is its own', () => {

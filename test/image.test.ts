@@ -163,9 +163,9 @@ describe('the image’s install, replayed in a temporary directory', () => {
   }, 60_000);
 
   it.each([
-    ['gateway/main.ts', ['--no-such-flag'], 1, /invalid config field \\?"argv/],
+    ['gateway/main.ts', ['--no-such-flag'], 2, /unknown flag --no-such-flag/],
     ['gateway/envoy/restarter-main.ts', ['--no-such-flag'], 2, /usage: node --import tsx gateway\/envoy\/restarter-main.ts/],
-    ['bench/main.ts', ['--routes', 'nowhere'], 1, /unknown route "nowhere"/],
+    ['bench/main.ts', ['--routes', 'nowhere'], 2, /unknown route "nowhere"/],
   ] as const)('%s loads with production dependencies only (a bad flag is refused by the code, not by a missing module)', (entry, args, code, message) => {
     const r = spawnSync(process.execPath, ['--import', 'tsx', entry, ...args], { cwd: dir, env, encoding: 'utf8', timeout: 30_000 });
     expect(r.stdout + r.stderr).not.toMatch(/ERR_MODULE_NOT_FOUND|Cannot find (module|package)/);

@@ -41,16 +41,16 @@ describe('npm start (gateway/main.ts)', () => {
     }
   });
 
-  it('exits non-zero with a message naming a bad config field', async () => {
+  it('exits 2 (a user mistake) with one line naming a bad config field', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'gateway/main.ts', '--front-port', '99999'], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, LOG_FORMAT: 'json' },
     });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
     const code = await new Promise<number | null>((r) => child.once('exit', r));
-    expect(code).toBe(1);
-    expect(out).toMatch(/invalid config field \\"frontPort\\".*--front-port/);
+    expect(code).toBe(2);
+    expect(err).toMatch(/^npm start: invalid config field "frontPort": .*--front-port="99999"/);
   });
 });
 

@@ -68,14 +68,15 @@ describe('secrets in the config: environment or file, never a flag', () => {
     expect(env).toEqual({ PATH: '/bin', LOG_LEVEL: 'debug' });
   });
 
-  it('`npm run backend -- --jwt-secret X` exits 1 with the message', async () => {
-    const out = await new Promise<{ code: number; stdout: string }>((resolve) =>
-      execFile(process.execPath, ['--import', 'tsx', 'backend/main.ts', '--id', 'b9', '--jwt-secret', SECRET], { env: { ...process.env, LOG_FORMAT: 'json' } }, (err, stdout) =>
-        resolve({ code: err ? Number(err.code) : 0, stdout }),
+  it('`npm run backend -- --jwt-secret X` exits 2 (a user mistake) with the message, and never echoes the secret', async () => {
+    const out = await new Promise<{ code: number; output: string }>((resolve) =>
+      execFile(process.execPath, ['--import', 'tsx', 'backend/main.ts', '--id', 'b9', '--jwt-secret', SECRET], { env: { ...process.env, LOG_FORMAT: 'json' } }, (err, stdout, stderr) =>
+        resolve({ code: err ? Number(err.code) : 0, output: stdout + stderr }),
       ),
     );
-    expect(out.code).toBe(1);
-    expect(out.stdout).toMatch(/--jwt-secret would put a secret on the command line.*JWT_SECRET/);
+    expect(out.code).toBe(2);
+    expect(out.output).toMatch(/--jwt-secret would put a secret on the command line.*JWT_SECRET/);
+    expect(out.output).not.toContain(SECRET);
   });
 });
 

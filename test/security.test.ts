@@ -220,13 +220,13 @@ describeEachFront('security through the front', (frontName) => {
 });
 
 describe('the gateway refuses to serve a non-loopback address without auth', () => {
-  it('exits 1 naming the field, unless --insecure', async () => {
-    const out = await new Promise<{ code: number; stdout: string }>((resolve) =>
-      execFile(process.execPath, ['--import', 'tsx', 'gateway/main.ts', '--host', '0.0.0.0'], { env: { ...process.env, LOG_FORMAT: 'json' } }, (err, stdout) =>
-        resolve({ code: err ? Number(err.code) : 0, stdout }),
+  it('exits 2 naming the field, unless --insecure', async () => {
+    const out = await new Promise<{ code: number; stderr: string }>((resolve) =>
+      execFile(process.execPath, ['--import', 'tsx', 'gateway/main.ts', '--host', '0.0.0.0'], { env: { ...process.env, LOG_FORMAT: 'json' } }, (err, _stdout, stderr) =>
+        resolve({ code: err ? Number(err.code) : 0, stderr }),
       ),
     );
-    expect(out.code).toBe(1);
-    expect(out.stdout).toMatch(/field \\"host\\".*JWT_SECRET.*--insecure/);
+    expect(out.code).toBe(2);
+    expect(out.stderr).toMatch(/field "host".*JWT_SECRET.*--insecure/);
   });
 });

@@ -139,9 +139,20 @@ function applySnapshot(view) {
   renderEndpoints();
 }
 
+/** The add form's example, from this stack's endpoints: the next bN and the port after the highest. */
+function renderAddHint(rows) {
+  const ports = rows.map((e) => Number(e.port)).filter(Number.isInteger);
+  if (ports.length === 0) return;
+  const n = Math.max(0, ...rows.map((e) => Number(/^b(\d+)$/.exec(e.id)?.[1] ?? 0)));
+  const port = Math.max(...ports) + 1;
+  $('add-address').placeholder = `${rows[0].host}:${port}`;
+  $('add-hint').textContent = `npm run backend -- --id b${n + 1} --port ${port}`;
+}
+
 function renderEndpoints() {
   $('registry-version').textContent = state.version === null ? '' : `registry version ${state.version}`;
   const rows = [...state.endpoints.values()].sort((a, b) => a.id.localeCompare(b.id, 'en', { numeric: true }));
+  renderAddHint(rows);
   const maxSessions = Math.max(1, ...rows.map((e) => e.health?.sessions ?? 0));
   $('endpoints').replaceChildren(
     ...rows.map((e) => {

@@ -11,6 +11,8 @@ const COOKIE = 'gw_admin';
 
 export interface AccessOptions {
   token: string;
+  /** Where a user finds the token (this stack's token file, or ADMIN_TOKEN), named in the 401 and the login page. */
+  tokenFrom?: string;
   /** Paths anyone may GET (health checks, and the stylesheet the login page uses). */
   openPaths: ReadonlySet<string>;
   /** The origins a browser shows for this server's own pages (known once it listens). */
@@ -44,9 +46,9 @@ export function guardAdminAccess(app: AdminHttpServer, options: AccessOptions): 
       reply.header('www-authenticate', 'Bearer realm="gateway admin"');
       // A person at a browser gets a form to paste the token into; API clients keep the JSON 401.
       if (read && /\btext\/html\b/.test(request.headers.accept ?? '')) {
-        return reply.code(401).header('content-type', 'text/html; charset=utf-8').header('cache-control', 'no-store').send(loginPage(url.pathname, offered !== null));
+        return reply.code(401).header('content-type', 'text/html; charset=utf-8').header('cache-control', 'no-store').send(loginPage(url.pathname, offered !== null, options.tokenFrom));
       }
-      throw new HttpError(401, 'GW_ERR_UNAUTHORIZED', 'admin API needs the admin token (Authorization: Bearer <token>); see .gateway/admin-token or ADMIN_TOKEN');
+      throw new HttpError(401, 'GW_ERR_UNAUTHORIZED', `admin API needs the admin token (Authorization: Bearer <token>); see ${options.tokenFrom ?? 'ADMIN_TOKEN'}`);
     }
     // The admin cookie alone is no proof of intent: SameSite does not tell ports apart on 127.0.0.1,
     // so a page on another port of this machine could otherwise write with it.
@@ -61,15 +63,17 @@ export function guardAdminAccess(app: AdminHttpServer, options: AccessOptions): 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /** The login form: a GET of the same page with ?token=, which the hook above trades for the cookie. */
-function loginPage(path: string, wrongToken: boolean): string {
+function loginPage(path: string, wrongToken: boolean, tokenFrom: string | undefined): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Sign in — h2 WebSocket gateway</title><link rel="stylesheet" href="/assets/app.css"></head>
 <body><main class="login" data-testid="login">
 <h1>h2 WebSocket gateway</h1>
-<p>The admin pages need the admin token. It is in <code>admin-token</code> in the gateway's state directory
-(<code>.gateway/admin-token</code> by default; <code>ADMIN_TOKEN</code> if you set one), and in the <code>open:</code> link
-<code>npm start</code> printed.</p>
+<p>The admin pages need the admin token. ${
+    tokenFrom === undefined || tokenFrom === 'ADMIN_TOKEN'
+      ? 'It is the <code>ADMIN_TOKEN</code> the gateway was started with'
+      : `It is in <code>${escapeHtml(tokenFrom)}</code>`
+  }, and in the <code>open:</code> link <code>npm start</code> printed.</p>
 ${wrongToken ? '<p class="error" data-testid="login-error">That token is not this gateway\'s.</p>' : ''}
 <form method="get" action="${escapeHtml(path)}">
 <label>admin token <input name="token" type="password" autocomplete="current-password" size="40" required autofocus data-testid="login-token"></label>

@@ -46,6 +46,8 @@ const fastifySse = fastifySseModule as unknown as FastifyPluginAsync;
 export interface AdminDeps {
   /** Required on every request (see above). */
   token: string;
+  /** Where a user finds it, for the 401 text and the login page: this stack's token file, or ADMIN_TOKEN. */
+  tokenFrom?: string;
   registry: EndpointRegistry;
   drain: DrainController;
   health: HealthChecker;
@@ -145,7 +147,7 @@ export async function startAdminApi(deps: AdminDeps, host: string, port: number)
   });
 
   let ownOrigins = new Set<string>();
-  guardAdminAccess(app, { token: deps.token, openPaths: new Set(['/healthz', '/assets/app.css']), ownOrigins: () => ownOrigins });
+  guardAdminAccess(app, { token: deps.token, tokenFrom: deps.tokenFrom, openPaths: new Set(['/healthz', '/assets/app.css']), ownOrigins: () => ownOrigins });
   const methodsFor = trackRouteMethods(app);
   await app.register(fastifySse);
 

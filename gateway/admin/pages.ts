@@ -9,6 +9,7 @@ import { logger } from '../../lib/log.js';
 import type { AdminRoutes } from './api.js';
 import { HttpError } from './http-server.js';
 import { isLoopbackHost, loadRequestSchema, LoadRunner } from './load.js';
+import { withConfiguredPorts, type PortsInText } from './configured-ports.js';
 import { escapeHtml, renderMarkdown } from './markdown.js';
 
 // The page, the dashboard and the explainers: a fastify plugin the admin API's server registers as
@@ -40,6 +41,8 @@ export interface WebOptions {
   root?: string;
   /** Where bench reports are looked for; default <root>/bench/results. */
   benchDir?: string;
+  /** This stack's ports and state dir, written into the explainers in place of the defaults. */
+  ports?: PortsInText;
   log?: Logger;
 }
 
@@ -52,8 +55,9 @@ export interface WebRoutes {
 }
 
 /** The web options a gateway config implies (front URLs from host and ports). */
-export function webOptionsFromConfig(config: Pick<GatewayConfig, 'host' | 'frontPort' | 'frontTlsPort'>): WebOptions {
+export function webOptionsFromConfig(config: Pick<GatewayConfig, 'host'> & PortsInText): WebOptions {
   return {
+    ports: config,
     frontUrl: `http://${config.host}:${config.frontPort}`,
     frontTlsUrl: config.frontTlsPort ? `https://${config.host}:${config.frontTlsPort}` : undefined,
   };
@@ -147,7 +151,8 @@ export function createWebRoutes(options: WebOptions): WebRoutes {
   function explain(request: FastifyRequest, reply: FastifyReply, name: string) {
     const file = path.join(explainDir, `${name}.md`);
     if (!existsSync(file)) throw new HttpError(404, 'GW_ERR_NOT_FOUND', `no explainer "${name}"`);
-    const rendered = renderMarkdown(readFileSync(file, 'utf8'), {
+    const source = readFileSync(file, 'utf8');
+    const rendered = renderMarkdown(options.ports ? withConfiguredPorts(source, options.ports) : source, {
       link: (href) => {
         const m = /^(?:\.\/)?([a-z0-9-]+)\.md(#.*)?$/i.exec(href);
         // Other repository files (../envoy.md) are only reachable on a checkout: keep the label.

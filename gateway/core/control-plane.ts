@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { GatewayConfig } from '../../lib/config.js';
 import { MissingToolError } from '../../lib/errors.js';
 import { dialHost } from '../../lib/loopback.js';
-import { ensureAdminToken } from '../admin/token.js';
+import { adminTokenFile, ensureAdminToken } from '../admin/token.js';
 import { startAdminApi, type AdminDeps, type AdminServer } from '../admin/api.js';
 import { backendId, type BackendProcess } from './backend-process.js';
 import { DrainController } from './drain.js';
@@ -107,7 +107,7 @@ export async function startControlPlane(config: GatewayConfig, registry: Endpoin
       ].filter((r) => r.port > 0),
     });
     const admin = await startAdminApi(
-      { token, registry, drain, health, endpointPolicy, hotRestart: options.hotRestart, xds, front: options.front, extraRoutes: options.extraRoutes, backends: options.backends },
+      { token, tokenFrom: config.adminToken ? 'ADMIN_TOKEN' : adminTokenFile(config.stateDir), registry, drain, health, endpointPolicy, hotRestart: options.hotRestart, xds, front: options.front, extraRoutes: options.extraRoutes, backends: options.backends },
       config.host,
       config.adminPort,
     );

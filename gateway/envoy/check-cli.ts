@@ -5,15 +5,12 @@
 // with file:line:col and the YAML path. When an `envoy` binary is on PATH (or ENVOY_BIN is set),
 // each file also goes through `envoy --mode validate`; otherwise that step says it was skipped.
 //
-// Options:
-//   --type NAME   check the files as another message type (e.g. envoy.config.listener.v3.Listener)
-//   --strict      warnings (deprecated fields, quoted numbers, …) also fail
-//   --verbose     list the @types resolved and the PGV rules met but not enforced
-//   --no-binary   do not run `envoy --mode validate` even if envoy is on PATH
+// Options: CHECK below (`npm run envoy:check -- --help`).
 // Exit code: 0 all good, 1 any problem (or envoy --mode validate failed), 2 bad usage.
 
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { commandLine, defineCommand } from '../../lib/cli.js';
 import { GatewayError } from '../../lib/errors.js';
 import { loadEnvoyApi } from './proto-root.js';
 import {
@@ -28,29 +25,25 @@ import { findEnvoyBinary } from './binary.js';
 
 const out = (line = '') => process.stdout.write(`${line}\n`);
 
-async function main(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        type: { type: 'string' },
-        strict: { type: 'boolean', default: false },
-        verbose: { type: 'boolean', default: false },
-        'no-binary': { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (err) {
-    process.stderr.write(`envoy:check: ${(err as Error).message}\n`);
-    return 2;
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    out('usage: npm run envoy:check -- [--type MESSAGE] [--strict] [--verbose] [--no-binary] [FILE…]');
-    return 0;
-  }
+const CHECK = defineCommand({
+  name: 'npm run envoy:check',
+  synopsis: '[options] [FILE…]',
+  about: [
+    "Checks Envoy configs against Envoy's v3 API protos (and with `envoy --mode validate` when an",
+    'envoy binary is found: ENVOY_BIN, or PATH). With no FILE, every *.yaml, *.yml and *.json',
+    'directly under envoy/ is checked as a bootstrap. Exit code 0 all good, 1 any problem.',
+  ].join(' '),
+  options: z.object({
+    type: z.string().optional().describe('check the files as another message type (e.g. envoy.config.listener.v3.Listener)'),
+    strict: z.boolean().default(false).describe('warnings (deprecated fields, quoted numbers, …) also fail'),
+    verbose: z.boolean().default(false).describe('list the @types resolved and the PGV rules met but not enforced'),
+    noBinary: z.boolean().default(false).describe('do not run `envoy --mode validate` even if envoy is found'),
+  }),
+  positionals: true,
+});
+
+async function main(): Promise<number> {
+  const { options: values, positionals } = commandLine(CHECK);
   const typeName = values.type ?? BOOTSTRAP_TYPE;
   const files = positionals.length > 0 ? positionals.map((f) => path.resolve(f)) : envoyConfigFiles();
   if (files.length === 0) {
@@ -66,7 +59,7 @@ async function main(argv: string[]): Promise<number> {
 
   // `envoy --mode validate` reads bootstraps only.
   const bootstrap = typeName.replace(/^.*\//, '') === BOOTSTRAP_TYPE;
-  const binary = values['no-binary'] || !bootstrap ? undefined : findEnvoyBinary();
+  const binary = values.noBinary || !bootstrap ? undefined : findEnvoyBinary();
   let failed = false;
   for (const file of files) {
     const rel = path.relative(process.cwd(), file);
@@ -110,7 +103,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (!binary) {
     out(
-      values['no-binary']
+      values.noBinary
         ? 'envoy --mode validate: skipped (--no-binary)'
         : !bootstrap
           ? `envoy --mode validate: skipped (it reads bootstraps, not ${typeName})`
@@ -120,7 +113,7 @@ async function main(argv: string[]): Promise<number> {
   return failed ? 1 : 0;
 }
 
-main(process.argv.slice(2)).then(
+main().then(
   (code) => {
     process.exitCode = code;
   },

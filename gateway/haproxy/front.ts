@@ -28,11 +28,15 @@ export interface ServerEntry {
 }
 
 /** Server options shared by config lines and runtime `add server` (dynamic servers ignore default-server). */
-export function serverOptions(settings: Pick<HaproxySettings, 'upstreamProtocol'>, weight = 1): string {
+export function serverOptions(
+  settings: Pick<HaproxySettings, 'upstreamProtocol' | 'healthIntervalMs' | 'healthFall' | 'healthRise'>,
+  weight = 1,
+): string {
   // `proto h2` keeps HTTP/2 to the backend: many sessions share an upstream connection instead of
   // one socket each. Health checks stay HTTP/1.1; the backends serve both on the same port.
   const proto = settings.upstreamProtocol === 'h2' ? ' proto h2 check-proto h1' : '';
-  return `weight ${weight} check inter 2s fall 2 rise 1${proto}`;
+  // HAProxy's own checks run at the gateway's cadence, so both mark an endpoint down alike.
+  return `weight ${weight} check inter ${settings.healthIntervalMs} fall ${settings.healthFall} rise ${settings.healthRise}${proto}`;
 }
 
 export type HaproxySettings = Pick<
@@ -51,6 +55,10 @@ export type HaproxySettings = Pick<
   | 'frontTlsPort'
   | 'maxSessionsPerIp'
   | 'haproxySessionOpensPer10sPerIp'
+  | 'healthIntervalMs'
+  | 'healthTimeoutMs'
+  | 'healthFall'
+  | 'healthRise'
 >;
 
 /** haproxy.cfg.tmpl and the values rendered into it disagree: a bug in the template or in the renderer. */
@@ -80,7 +88,7 @@ function renderTemplate(template: string, values: Record<string, string | number
   return out;
 }
 
-function renderHaproxyConfig(settings: HaproxySettings, servers: readonly ServerEntry[], statsSocket: string, tlsPem?: string): string {
+export function renderHaproxyConfig(settings: HaproxySettings, servers: readonly ServerEntry[], statsSocket: string, tlsPem?: string): string {
   const lines = servers
     .map((s) => `    server ${s.id} ${s.host}:${s.port} ${serverOptions(settings, s.weight)}${s.state && s.state !== 'active' ? ' disabled' : ''}`)
     .join('\n');
@@ -94,6 +102,7 @@ function renderHaproxyConfig(settings: HaproxySettings, servers: readonly Server
     hardStopAfterS: settings.hardStopAfterS,
     maxSessionsPerIp: settings.maxSessionsPerIp,
     sessionOpensPer10sPerIp: settings.haproxySessionOpensPer10sPerIp,
+    healthTimeoutMs: settings.healthTimeoutMs,
     statsSocket,
     // TLS on its own port; ALPN lets browsers and MuxClient pick http/1.1 or h2 there.
     tlsBind: tlsPem && settings.frontTlsPort ? `    bind ${settings.host}:${settings.frontTlsPort} ssl crt ${tlsPem} alpn h2,http/1.1` : '',

@@ -158,16 +158,8 @@ export interface OpenedStream {
   stream: http2.ClientHttp2Stream;
 }
 
-/**
- * Client side: open a WebSocket as an extended CONNECT stream on an established session. The caller
- * must have waited for the peer's SETTINGS ('remoteSettings'); without SETTINGS_ENABLE_CONNECT_PROTOCOL
- * this fails with ExtendedConnectUnsupportedError before sending anything.
- */
-export function openExtendedConnect(session: http2.ClientHttp2Session, opts: OpenOptions): Promise<OpenedStream> {
-  const origin = session.originSet?.[0] ?? 'peer';
-  if (!session.remoteSettings?.enableConnectProtocol) {
-    return Promise.reject(new ExtendedConnectUnsupportedError(origin));
-  }
+/** The request headers of an extended CONNECT that opens a WebSocket (RFC 8441 §4-5). */
+export function extendedConnectHeaders(opts: OpenOptions): http2.OutgoingHttpHeaders {
   const protocols = opts.protocols ?? [];
   const requestHeaders: http2.OutgoingHttpHeaders = {
     [HTTP2_HEADER_METHOD]: 'CONNECT',
@@ -179,15 +171,36 @@ export function openExtendedConnect(session: http2.ClientHttp2Session, opts: Ope
   };
   if (opts.authority) requestHeaders[HTTP2_HEADER_AUTHORITY] = opts.authority;
   if (protocols.length > 0) requestHeaders['sec-websocket-protocol'] = protocols.join(', ');
+  return requestHeaders;
+}
 
+/**
+ * Client side: open a WebSocket as an extended CONNECT stream on an established session. The caller
+ * must have waited for the peer's SETTINGS ('remoteSettings'); without SETTINGS_ENABLE_CONNECT_PROTOCOL
+ * this fails with ExtendedConnectUnsupportedError before sending anything.
+ */
+export function openExtendedConnect(session: http2.ClientHttp2Session, opts: OpenOptions): Promise<OpenedStream> {
+  const origin = session.originSet?.[0] ?? 'peer';
+  if (!session.remoteSettings?.enableConnectProtocol) {
+    return Promise.reject(new ExtendedConnectUnsupportedError(origin));
+  }
+  let stream: http2.ClientHttp2Stream;
+  try {
+    stream = session.request(extendedConnectHeaders(opts), { endStream: false });
+  } catch (err) {
+    return Promise.reject(new StreamResetError(undefined, `could not open stream: ${(err as Error).message}`));
+  }
+  return completeExtendedConnect(stream, opts);
+}
+
+/**
+ * Client side, once the extended CONNECT's HEADERS are sent (`extendedConnectHeaders`): wait for
+ * the 200 and turn the stream into a WebSocket. Call it in the same tick as `request()`, so no
+ * event of the stream can fire before its listeners are attached.
+ */
+export function completeExtendedConnect(stream: http2.ClientHttp2Stream, opts: OpenOptions): Promise<OpenedStream> {
+  const protocols = opts.protocols ?? [];
   return new Promise<OpenedStream>((resolve, reject) => {
-    let stream: http2.ClientHttp2Stream;
-    try {
-      stream = session.request(requestHeaders, { endStream: false });
-    } catch (err) {
-      reject(new StreamResetError(undefined, `could not open stream: ${(err as Error).message}`));
-      return;
-    }
     const timeoutMs = opts.timeoutMs ?? 10_000;
     const timer = setTimeout(() => {
       cleanup();

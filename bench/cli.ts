@@ -260,7 +260,8 @@ async function main(argv: readonly string[]): Promise<number> {
             ]
           : []),
         `Burst regime: min(${profile.throughput.burstWindow}, ${profile.throughput.burstBytes} B / size) messages in flight per session.`,
-        ...runner.events,
+        // The same event twice (e.g. two releases of the same stuck sessions) is one note.
+        ...new Set(runner.events),
       ],
     },
     options: { ...profile },

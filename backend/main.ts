@@ -4,6 +4,7 @@ import { backendSchema } from '../lib/config.js';
 import { GatewayError } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
 import { startBackend } from './server.js';
+import { stackBus } from './stack-bus.js';
 
 const BACKEND = defineCommand({
   name: 'npm run backend',
@@ -17,8 +18,20 @@ const BACKEND = defineCommand({
 });
 
 const log = logger('backend');
-const { config } = commandLine(BACKEND);
+const { config: given } = commandLine(BACKEND);
 try {
+  let config = given;
+  if (!config.redisUrl && config.joinStackBus) {
+    const bus = stackBus(config.stateDir);
+    if (bus.kind === 'joined') {
+      config = { ...config, redisUrl: bus.redisUrl };
+      log.info({ backend: config.id, from: bus.from }, "joined the running stack's room bus");
+    } else if (bus.kind === 'unreachable') {
+      log.warn({ backend: config.id }, `NOT on the stack's room bus (${bus.why}): chat rooms on this backend will not see the others'`);
+    } else {
+      log.info({ backend: config.id }, `rooms in this process only: ${bus.why}`);
+    }
+  }
   const backend = await startBackend(config, log.child({ backend: config.id }));
   const stop = (signal: string) => {
     log.info({ signal, backend: config.id }, 'stopping');

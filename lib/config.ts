@@ -125,7 +125,11 @@ export const backendSchema = z.object({
   port: port.default(9101).describe('HTTP/1.1 Upgrade, h2c and (with --tls-cert) TLS on one port'),
   tlsCert: z.string().optional().describe('PEM certificate; with --tls-key the port also accepts TLS (ALPN h2, http/1.1)'),
   tlsKey: z.string().optional().describe('PEM key (with --tls-cert)'),
-  redisUrl: z.string().url().optional().describe('room bus; unset: rooms live in this process only'),
+  redisUrl: z.string().url().optional().describe('room bus; unset: the bus of the stack in --state-dir, if any, else rooms in this process only'),
+  // A backend started by hand (`npm run backend`) beside `npm start` must share its rooms, or chat
+  // splits silently; the ones the gateway starts are told their bus and pass false here.
+  joinStackBus: flag.default(true).describe("with no --redis-url: join the room bus of the stack running in --state-dir (its stack.json)"),
+  stateDir: z.string().min(1).default('.gateway').describe('where a running stack wrote stack.json'),
   ...backendFields,
 });
 export type BackendConfig = z.infer<typeof backendSchema>;

@@ -70,7 +70,7 @@ function need(value: string | undefined, what: string): string {
 switch (command) {
   case 'list': {
     const { version, endpoints } = await call('GET', '/endpoints');
-    const rows = [['ID', 'ADDRESS', 'STATE', 'WEIGHT', 'HEALTH', 'SESSIONS', 'DRAIN DEADLINE']];
+    const rows = [['ID', 'ADDRESS', 'STATE', 'WEIGHT', 'HEALTH', 'BUS', 'SESSIONS', 'DRAIN DEADLINE']];
     for (const e of endpoints) {
       rows.push([
         e.id,
@@ -78,6 +78,8 @@ switch (command) {
         e.state,
         String(e.weight),
         e.health ? (e.health.ok ? 'ok' : `fail: ${e.health.error}`) : '-',
+        // The room bus the backend reports: redis ok/degraded, or local (its rooms are its own).
+        e.health?.busKind ? `${e.health.busKind}${e.health.bus && e.health.bus !== 'ok' ? ` ${e.health.bus}` : ''}` : '-',
         e.health?.sessions === undefined ? '-' : String(e.health.sessions),
         e.drainDeadline ? `${Math.max(0, Math.round((e.drainDeadline - Date.now()) / 1000))}s${e.removeAfterDrain ? ' then remove' : ''}` : '',
       ]);

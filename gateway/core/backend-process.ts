@@ -48,7 +48,8 @@ export async function startBackendProcess(
 ): Promise<BackendProcess> {
   await assertPortFree(config.host, port, `backend ${id}`);
   const childLog = log.child({ backend: id });
-  const flags: string[] = [];
+  // Told its bus (or none) here: it must not go looking for a stack's.
+  const flags: string[] = ['--join-stack-bus', 'false'];
   // Only the secrets this backend is given, not whatever the gateway's own environment holds (a
   // REDIS_URL there must not reach a backend run with `--room-bus none`).
   const env = withoutSecrets(process.env);

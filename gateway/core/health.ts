@@ -21,6 +21,8 @@ export interface HealthStatus {
   transports?: { h1: number; h2: number };
   /** Room bus state the backend reported ('ok' | 'degraded'). */
   bus?: string;
+  /** Which room bus it is on: 'redis' (shared) or 'local' (its rooms are its own). */
+  busKind?: string;
   /** WebSocket messages it has handled since it started (in + out). */
   messages?: number;
   checkedAt: number;
@@ -69,12 +71,13 @@ export class HealthChecker {
     const checkedAt = Date.now();
     try {
       const res = await fetch(`http://${host}:${port}/healthz`, { signal: AbortSignal.timeout(this.#options.timeoutMs) });
-      const body = (await res.json().catch(() => ({}))) as { sessions?: number; transports?: { h1: number; h2: number }; messages?: number; bus?: { status?: string } };
+      const body = (await res.json().catch(() => ({}))) as { sessions?: number; transports?: { h1: number; h2: number }; messages?: number; bus?: { kind?: string; status?: string } };
       return {
         ok: res.status === 200,
         sessions: body.sessions,
         transports: body.transports,
         bus: body.bus?.status,
+        busKind: body.bus?.kind,
         messages: body.messages,
         checkedAt,
         error: res.status === 200 ? undefined : `HTTP ${res.status}`,

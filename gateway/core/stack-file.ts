@@ -25,12 +25,14 @@ interface StackFile {
     haproxyStats: number;
     backends: number[];
   };
+  /** The room bus, for a backend started by hand (its password stays in the 0600 redis.conf). */
+  roomBus: { host: string; port: number; passwordFile: string | null } | null;
   startedAt: string;
 }
 
 const stackFilePath = (stateDir: string) => path.join(path.resolve(stateDir), 'stack.json');
 
-export function writeStackFile(stack: Pick<Stack, 'config' | 'frontUrl' | 'frontTlsUrl' | 'adminUrl'>): void {
+export function writeStackFile(stack: Pick<Stack, 'config' | 'frontUrl' | 'frontTlsUrl' | 'adminUrl' | 'redisUrl'>): void {
   const { config } = stack;
   const body: StackFile = {
     pid: process.pid,
@@ -47,6 +49,14 @@ export function writeStackFile(stack: Pick<Stack, 'config' | 'frontUrl' | 'front
       haproxyStats: config.haproxyStatsPort,
       backends: [...config.backendPorts],
     },
+    roomBus: stack.redisUrl
+      ? {
+          host: new URL(stack.redisUrl).hostname,
+          port: Number(new URL(stack.redisUrl).port || 6379),
+          // The local redis-server's; a REDIS_URL the user gave keeps its credentials to itself.
+          passwordFile: config.redisUrl ? null : path.join(path.resolve(config.stateDir), 'redis', 'redis.conf'),
+        }
+      : null,
     startedAt: new Date().toISOString(),
   };
   const file = stackFilePath(config.stateDir);

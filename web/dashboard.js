@@ -276,7 +276,7 @@ function renderLoad(s) {
   const summary =
     s.state === 'done'
       ? `done: opened ${fmt(opened)}/${fmt(requested)} (failed ${fmt(s.failed)}), echoed ${fmt(s.echoed)}/${fmt(s.sent)}; at most ${fmt(s.peakConnections.h2)} HTTP/2 and ${fmt(s.peakConnections.h1)} HTTP/1.1 connections`
-      : `${s.state}${left}: ${parts.join(' · ')} · echoed ${fmt(s.echoed)}/${fmt(s.sent)}${s.failed ? ` · failed ${fmt(s.failed)}` : ''}`;
+      : `${s.state}${left}: ${parts.join(' · ')} · echoed ${fmt(s.echoed)}/${fmt(s.sent)}${s.reopened ? ` · reopened ${fmt(s.reopened)} (closed by a drain or restart)` : ''}${s.failed ? ` · failed ${fmt(s.failed)}` : ''}`;
   $('load-status').textContent = summary;
   $('load-error').textContent = s.lastError ? `last error: ${s.lastError}` : '';
   if (prev && prev.state !== s.state && s.state === 'done') logEvent('load', `load finished: ${summary.slice(6)}`);

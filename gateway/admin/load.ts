@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { H1Client } from '../../client/h1-client.js';
 import { MuxClient } from '../../client/mux-client.js';
 import type { WsClient, WsSession } from '../../client/types.js';
-import { GatewayError } from '../../lib/errors.js';
+import { GatewayError, reopensAfter } from '../../lib/errors.js';
 import { logger } from '../../lib/log.js';
 import { isLoopbackHost } from '../../lib/loopback.js';
 
@@ -37,6 +37,8 @@ export interface LoadStatus {
   opened: { h2: number; h1: number };
   open: { h2: number; h1: number };
   failed: number;
+  /** Sessions a proxy or backend closed (drain 1001, restart 1012, ...) and this load opened again, as SessionKeeper does. */
+  reopened: number;
   /** TCP connections this load holds to the front right now, per transport. */
   connections: { h2: number; h1: number };
   /** The most TCP connections this load held at once (sampled each second). */
@@ -73,6 +75,7 @@ function emptyStatus(): LoadStatus {
     opened: { h2: 0, h1: 0 },
     open: { h2: 0, h1: 0 },
     failed: 0,
+    reopened: 0,
     connections: { h2: 0, h1: 0 },
     peakConnections: { h2: 0, h1: 0 },
     sent: 0,
@@ -194,9 +197,19 @@ export class LoadRunner {
       this.#status.open[transport]++;
       this.#sessions.add(session);
       session.ws.on('message', () => this.#status.echoed++);
-      session.ws.once('close', () => {
+      session.ws.once('close', (code) => {
         this.#sessions.delete(session);
         this.#status.open[transport]--;
+        // Closed by the other side for a reason worth retrying (a drained backend's 1001, a restart's
+        // 1012): opened again while the load runs, after a short jittered pause so a drained
+        // backend's sessions do not all come back in the same millisecond.
+        if (!this.#cancelled && this.#status.state === 'running' && reopensAfter(code)) {
+          setTimeout(() => {
+            if (this.#cancelled || this.#status.state !== 'running') return;
+            this.#status.reopened++;
+            void this.#openOne(transport);
+          }, 100 + Math.random() * 400).unref();
+        }
       });
     } catch (err) {
       this.#status.failed++;

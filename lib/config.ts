@@ -29,6 +29,20 @@ const stringList = z.preprocess(
   z.array(z.string()),
 );
 
+/**
+ * The receive bounds `ws` gives every HTTP/1.1 session by default (WebSocketServer and client
+ * options). A WebSocket the adapter builds on an HTTP/2 stream gets none of them unless they are
+ * passed, so both transports take them from here.
+ */
+export const WS_RECEIVE_DEFAULTS = Object.freeze({
+  /** Fragments one message may arrive in (ws `maxFragments`); one more → close 1008. */
+  maxFragments: 16_384,
+  /** Received chunks held while a frame is incomplete (ws `maxBufferedChunks`); one more → close 1008. */
+  maxBufferedChunks: 262_144,
+  /** Pongs queued but not yet written (ws `maxPendingAutoPongs`); one more → the session is dropped. */
+  maxPendingPongs: 60,
+});
+
 /** Settings a backend process takes; the gateway passes its own values down to the backends it starts. */
 const backendFields = {
   /** SETTINGS_MAX_CONCURRENT_STREAMS we advertise; 10,000 sessions must fit on one connection. */
@@ -54,8 +68,21 @@ const backendFields = {
   maxSessionsPerIp: positiveInt.default(20_000),
   /** Members per chat room; a join beyond it → close 1008. */
   maxRoomSize: positiveInt.default(10_000),
-  /** A session whose unsent bytes pass this is a slow consumer. */
+  /** Fragments one incoming message may arrive in; more → close 1008. Both transports. */
+  maxFragments: positiveInt.default(WS_RECEIVE_DEFAULTS.maxFragments),
+  /** Incoming chunks (TCP reads, HTTP/2 DATA frames) held while a frame is incomplete; more → close 1008. */
+  maxBufferedChunks: positiveInt.default(WS_RECEIVE_DEFAULTS.maxBufferedChunks),
+  /** Pongs owed to a peer that pings but does not read; more → the session is dropped. */
+  maxPendingPongs: positiveInt.default(WS_RECEIVE_DEFAULTS.maxPendingPongs),
+  /** A session whose unsent messages cost more than this is a slow consumer: their bytes plus the
+   *  bookkeeping each queued message costs (backend/outbound-guard.ts), so the bound is on memory. */
   slowConsumerBytes: positiveInt.default(4 * 1024 * 1024),
+  /** The same for all sessions on one HTTP/2 connection (many clients' sessions share one through a
+   *  front with an HTTP/2 upstream); past it the open session holding most is closed with 1008. */
+  maxConnectionUnsentBytes: positiveInt.default(64 * 1024 * 1024),
+  /** A session with unsent messages none of which could be written for this long (a peer that keeps
+   *  its HTTP/2 window or TCP window at zero) is dropped: RST_STREAM(CANCEL) or the socket closed. 0 = off. */
+  writeStallTimeoutMs: nonNegativeInt.default(30_000),
   /** What to do with a slow consumer: close it with 1008, or drop messages until it catches up. */
   slowConsumerPolicy: z.enum(['close', 'drop']).default('close'),
   /** Server pings every session this often; no pong by the next ping → the session is dropped. 0 = off. */

@@ -17,7 +17,7 @@ import { CloseCode } from '../lib/errors.js';
  * of 16 B–16 KiB. Counting only payload bytes let a 4 MiB slow-consumer bound of small messages
  * cost about 20 MiB of RSS per session.
  */
-export const QUEUED_MESSAGE_OVERHEAD_BYTES = 384;
+const QUEUED_MESSAGE_OVERHEAD_BYTES = 384;
 
 export type OutboundLimits = Pick<
   BackendConfig,
@@ -120,8 +120,8 @@ export class OutboundGuard {
   constructor(limits: OutboundLimits, onLimit: (limit: OutboundLimit) => void) {
     this.#limits = limits;
     this.#onLimit = onLimit;
-    // Ten looks per timeout: a stalled session is dropped between 1.0 and 1.1 timeouts after its
-    // last write; at most once a second, so 20,000 sessions cost one short loop per second.
+    // At least ten looks per timeout, so a stalled session is dropped within 1.1 timeouts of its
+    // last write; at most one a second, so 20,000 sessions cost one short loop per second.
     this.#sweepMs = Math.min(1_000, Math.max(50, Math.floor(limits.writeStallTimeoutMs / 10)));
     if (limits.writeStallTimeoutMs > 0) {
       this.#timer = setInterval(() => this.#sweep(), this.#sweepMs);

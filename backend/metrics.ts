@@ -69,7 +69,7 @@ export class BackendMetrics {
     this.closes = new client.Counter({ name: 'ws_closes_total', help: 'WebSocket sessions closed, by close code', labelNames: ['code'], registers });
     this.limitHits = new client.Counter({
       name: 'ws_limit_hits_total',
-      help: 'Sessions refused or closed by a limit (auth, origin, per_ip, rate, slow_consumer, room_size, heartbeat)',
+      help: 'Sessions refused or closed by a limit (auth, origin, per_ip, rate, slow_consumer, connection_unsent, write_stall, buffered_parts, room_size, heartbeat, handshake_timeout)',
       labelNames: ['limit'],
       registers,
     });

@@ -4,6 +4,7 @@ import type { RawData, WebSocket } from 'ws';
 import { CloseCode } from '../lib/errors.js';
 import type { BackendConfig } from '../lib/config.js';
 import type { BackendMetrics, Transport } from './metrics.js';
+import type { OutboundGuard, SessionOutbound } from './outbound-guard.js';
 import { compareOffsets, isOffset, type RoomBus, type RoomEvent } from './room-bus.js';
 
 // The WebSocket applications a backend serves. They see a `ws` WebSocket and never know whether it
@@ -26,6 +27,8 @@ export interface Session {
   route: string;
   /** Query string parameters of the handshake path. */
   params: URLSearchParams;
+  /** What the session holds unsent (OutboundGuard.track). */
+  outbound: SessionOutbound;
 }
 
 export interface RouteContext {
@@ -33,7 +36,9 @@ export interface RouteContext {
   log: Logger;
   metrics: BackendMetrics;
   bus: RoomBus;
-  limits: Pick<BackendConfig, 'feedRateHz' | 'maxMessagesPerSecond' | 'maxRoomSize' | 'slowConsumerBytes' | 'slowConsumerPolicy'>;
+  limits: Pick<BackendConfig, 'feedRateHz' | 'maxMessagesPerSecond' | 'maxRoomSize'>;
+  /** Slow consumers, per-connection unsent bytes, stalled writes. */
+  outbound: OutboundGuard;
 }
 
 export type RouteMatch = { name: 'echo' } | { name: 'chat'; room: string } | { name: 'feed' };
@@ -114,19 +119,13 @@ export class Routes {
     }
   }
 
-  /** Every outgoing message goes through here: metrics count it once, slow consumers are handled once. */
+  /** Every outgoing message goes through here: metrics count it once, the outbound bounds apply once. */
   #send(session: Session, data: string | Buffer, binary = false): void {
     if (session.ws.readyState !== session.ws.OPEN) return;
-    const { limits, metrics } = this.#ctx;
-    if (session.ws.bufferedAmount > limits.slowConsumerBytes) {
-      metrics.limitHits.inc({ limit: 'slow_consumer' });
-      if (limits.slowConsumerPolicy === 'close') session.ws.close(CloseCode.POLICY_VIOLATION, 'slow consumer');
-      return; // 'drop': this message is skipped; the session gets the next one that fits
-    }
-    const traffic = metrics.traffic[session.transport];
+    if (!this.#ctx.outbound.send(session.outbound, data, binary)) return;
+    const traffic = this.#ctx.metrics.traffic[session.transport];
     traffic.messagesOut++;
     traffic.bytesOut += typeof data === 'string' ? Buffer.byteLength(data) : data.length;
-    session.ws.send(data, { binary });
   }
 
   #echo(session: Session): void {

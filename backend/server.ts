@@ -5,14 +5,15 @@ import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import client from 'prom-client';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { WebSocketServer, type ServerOptions, type WebSocket } from 'ws';
 import type { BackendConfig } from '../lib/config.js';
 import { CloseCode } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
 import { createSniffingServer } from '../lib/protocol-sniffer.js';
 import { parseRequestTarget } from '../lib/request-target.js';
-import { acceptExtendedConnect } from '../lib/ws-h2-adapter.js';
+import { acceptExtendedConnect, type ReceiveLimits } from '../lib/ws-h2-adapter.js';
 import { BackendMetrics, type Transport } from './metrics.js';
+import { OutboundGuard, type TrackOptions } from './outbound-guard.js';
 import { HandshakeAuth } from './handshake-auth.js';
 import { LocalBus, RedisBus, type RoomBus } from './room-bus.js';
 import { LocalIpSessions, SharedIpSessions, type IpReservation, type IpSessionLimiter } from './ip-sessions.js';
@@ -66,7 +67,15 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
       this.set({ kind: bus.kind }, bus.status() === 'ok' ? 1 : 0);
     },
   });
-  const routes = new Routes({ backendId: config.id, log, metrics, bus, limits: config });
+  const outbound = new OutboundGuard(config, (limit) => metrics.limitHits.inc({ limit }));
+  const routes = new Routes({ backendId: config.id, log, metrics, bus, limits: config, outbound });
+  /** What a session accepts from its peer, the same on both transports. */
+  const receiveLimits: ReceiveLimits = {
+    maxPayload: config.maxPayloadBytes,
+    maxFragments: config.maxFragments,
+    maxBufferedChunks: config.maxBufferedChunks,
+    maxPendingPongs: config.maxPendingPongs,
+  };
   const sessions = new Set<WebSocket>();
   /** Sessions by the CLIENT's transport: the front reports it in x-front-http-version ("2.0" / "1.1"),
    *  since with HTTP/1.1 upstream every session reaches us as an Upgrade whatever the client spoke. */
@@ -107,7 +116,15 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
     return { ok: true, route: matched, slot };
   }
 
-  function begin(ws: WebSocket, transport: Transport, client: Transport, route: RouteMatch, params: URLSearchParams, slot: IpReservation): void {
+  function begin(
+    ws: WebSocket,
+    transport: Transport,
+    client: Transport,
+    route: RouteMatch,
+    params: URLSearchParams,
+    slot: IpReservation,
+    link: TrackOptions,
+  ): void {
     sessions.add(ws);
     // The session's end frees its per-IP slot (the transport's close does too, for handshakes that fail).
     ws.once('close', slot.release);
@@ -117,15 +134,20 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
     metrics.sessions.inc({ transport, route: route.name });
     metrics.handshakes.inc({ transport, route: route.name, result: 'ok' });
     // A WebSocket without an 'error' listener takes the process down on the first bad frame;
-    // ws has already answered with the right close code (1002/1007/1009) by the time this fires.
-    ws.on('error', (err) => log.debug({ err: err.message, code: (err as { code?: string }).code, transport }, 'session error'));
+    // ws has already answered with the right close code (1002/1007/1008/1009) by the time this fires.
+    ws.on('error', (err) => {
+      const code = (err as { code?: string }).code;
+      // Too many fragments in one message, or too many chunks held for an incomplete frame (1008).
+      if (code === 'WS_ERR_TOO_MANY_BUFFERED_PARTS') metrics.limitHits.inc({ limit: 'buffered_parts' });
+      log.debug({ err: err.message, code, transport }, 'session error');
+    });
     ws.on('close', (code) => {
       sessions.delete(ws);
       byClientTransport[client]--;
       metrics.sessions.dec({ transport, route: route.name });
       metrics.closes.inc({ code: String(code) });
     });
-    routes.attach({ ws, transport, clientTransport: client, route: route.name, params }, route);
+    routes.attach({ ws, transport, clientTransport: client, route: route.name, params, outbound: outbound.track(ws, link) }, route);
   }
 
   /** The gateway's drain deadline: close what is left with 1001 so clients reconnect elsewhere. */
@@ -190,11 +212,16 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
   }
 
   // ---- HTTP/1.1: plain requests and Upgrade ------------------------------------------------
-  const wss = new WebSocketServer({
+  // @types/ws 8.18 does not know maxPendingAutoPongs (ws 8.23 does): typed here, passed as is.
+  const serverOptions: ServerOptions & { maxPendingAutoPongs: number } = {
     noServer: true,
-    maxPayload: config.maxPayloadBytes,
+    maxPayload: receiveLimits.maxPayload,
+    maxFragments: receiveLimits.maxFragments,
+    maxBufferedChunks: receiveLimits.maxBufferedChunks,
+    maxPendingAutoPongs: receiveLimits.maxPendingPongs,
     handleProtocols: (offered) => SUBPROTOCOLS.find((p) => offered.has(p)) ?? false,
-  });
+  };
+  const wss = new WebSocketServer(serverOptions);
   wss.on('headers', (headers) => headers.push(`x-backend-id: ${config.id}`));
 
   // Node's headersTimeout is enforced by a sweep that starts in listen(); this server never listens
@@ -264,7 +291,9 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
         socket.once('close', admission.slot.release);
         answered = true; // ws writes the 101 (or its own 400) from here on
         wss.handleUpgrade(req, socket, head, (ws) =>
-          begin(ws, 'h1', clientTransport(req.headers['x-front-http-version'], 'h1'), admission.route, url.searchParams, admission.slot),
+          begin(ws, 'h1', clientTransport(req.headers['x-front-http-version'], 'h1'), admission.route, url.searchParams, admission.slot, {
+            drop: () => ws.terminate(),
+          }),
         );
       },
       () => (answered || socket.destroyed ? socket.destroy() : refuse(500, 'internal error')),
@@ -309,16 +338,17 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
           if (!admission.ok) return refuse(admission.status, admission.reason, admission.route);
           if (stream.destroyed) return admission.slot.release();
           stream.once('close', admission.slot.release);
-          const result = acceptExtendedConnect(stream, headers, {
-            protocols: SUBPROTOCOLS,
-            responseHeaders: idHeader,
-            maxPayload: config.maxPayloadBytes,
-          });
+          const result = acceptExtendedConnect(stream, headers, { protocols: SUBPROTOCOLS, responseHeaders: idHeader, limits: receiveLimits });
           if (!result.ok) {
             metrics.handshakes.inc({ transport: 'h2', route: admission.route.name, result: String(result.status) });
             return;
           }
-          begin(result.ws, 'h2', clientTransport(headers['x-front-http-version'], 'h2'), admission.route, url.searchParams, admission.slot);
+          // A stalled stream is reset with CANCEL: "no longer needed" (RFC 9113 §7), and the other
+          // streams of its connection go on.
+          begin(result.ws, 'h2', clientTransport(headers['x-front-http-version'], 'h2'), admission.route, url.searchParams, admission.slot, {
+            connection: stream.session,
+            drop: () => stream.close(http2.constants.NGHTTP2_CANCEL),
+          });
           return;
         }
         const answer = plainResponse(url.pathname, String(headers[':method']));
@@ -367,6 +397,7 @@ export async function startBackend(config: BackendConfig, log: Logger = logger('
   async function drainAndClose(): Promise<void> {
     draining = true;
     clearInterval(heartbeat);
+    outbound.stop();
     listener.close();
     for (const session of h2Sessions) session.close(); // GOAWAY: no new streams on existing connections
     log.info({ sessions: sessions.size, timeoutMs: config.drainTimeoutMs }, 'draining: closing sessions with 1001');

@@ -9,6 +9,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import { parseArgs } from 'node:util';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { WS_RECEIVE_DEFAULTS } from '../lib/config.js';
 import { createSniffingServer } from '../lib/protocol-sniffer.js';
 import { acceptExtendedConnect } from '../lib/ws-h2-adapter.js';
 
@@ -46,7 +47,8 @@ h2.on('stream', (stream, headers) => {
     stream.respond({ ':status': 200, 'content-type': 'application/json', ...ID });
     return void stream.end(JSON.stringify({ status: 'ok', backend: 'ref', sessions }));
   }
-  const result = acceptExtendedConnect(stream, headers, { responseHeaders: ID, maxPayload: MAX_PAYLOAD });
+  // What a bare ws server gives an HTTP/1.1 session by default, given here by hand (see the adapter).
+  const result = acceptExtendedConnect(stream, headers, { responseHeaders: ID, limits: { ...WS_RECEIVE_DEFAULTS, maxPayload: MAX_PAYLOAD } });
   if (result.ok) echo(result.ws);
 });
 

@@ -29,6 +29,20 @@ const stringList = z.preprocess(
   z.array(z.string()),
 );
 
+/**
+ * The receive bounds `ws` gives every HTTP/1.1 session by default (WebSocketServer and client
+ * options). A WebSocket the adapter builds on an HTTP/2 stream gets none of them unless they are
+ * passed, so both transports take them from here.
+ */
+export const WS_RECEIVE_DEFAULTS = Object.freeze({
+  /** Fragments one message may arrive in (ws `maxFragments`); one more → close 1008. */
+  maxFragments: 16_384,
+  /** Received chunks held while a frame is incomplete (ws `maxBufferedChunks`); one more → close 1008. */
+  maxBufferedChunks: 262_144,
+  /** Pongs queued but not yet written (ws `maxPendingAutoPongs`); one more → the session is dropped. */
+  maxPendingPongs: 60,
+});
+
 /** Settings a backend process takes; the gateway passes its own values down to the backends it starts.
  *  Each `.describe()` is the field's line in `--help` (lib/cli.ts), so help cannot drift from here. */
 const backendFields = {
@@ -47,7 +61,14 @@ const backendFields = {
   // X-Forwarded-For from the front: the client's address, not the proxy's.
   maxSessionsPerIp: positiveInt.default(20_000).describe('concurrent sessions per client IP over every backend (above: 429 at the handshake); enforced by HAProxy itself and by the backends together over Redis'),
   maxRoomSize: positiveInt.default(10_000).describe('members per chat room (a join beyond it: close 1008)'),
-  slowConsumerBytes: positiveInt.default(4 * 1024 * 1024).describe("unsent bytes that make a session a slow consumer"),
+  maxFragments: positiveInt.default(WS_RECEIVE_DEFAULTS.maxFragments).describe('fragments one incoming message may arrive in (more: close 1008), both transports'),
+  maxBufferedChunks: positiveInt.default(WS_RECEIVE_DEFAULTS.maxBufferedChunks).describe('incoming chunks held while a frame is incomplete (more: close 1008)'),
+  maxPendingPongs: positiveInt.default(WS_RECEIVE_DEFAULTS.maxPendingPongs).describe('pongs owed to a peer that pings but does not read (more: dropped)'),
+  // Bytes plus the bookkeeping each queued message costs (backend/outbound-guard.ts): a bound on memory.
+  slowConsumerBytes: positiveInt.default(4 * 1024 * 1024).describe('unsent bytes (plus per-message overhead) that make a session a slow consumer'),
+  // Many clients' sessions share one HTTP/2 connection through a front with an HTTP/2 upstream.
+  maxConnectionUnsentBytes: positiveInt.default(64 * 1024 * 1024).describe('unsent bytes over all sessions of one HTTP/2 connection (past it: the largest closed with 1008)'),
+  writeStallTimeoutMs: nonNegativeInt.default(30_000).describe('a session none of whose unsent messages could be written for this long is dropped; 0: off'),
   slowConsumerPolicy: z.enum(['close', 'drop']).default('close').describe('a slow consumer is closed with 1008, or its messages dropped until it catches up'),
   // A session that misses a pong by the next ping is dropped.
   pingIntervalMs: nonNegativeInt.default(30_000).describe('server ping interval (no pong by the next ping: dropped); 0: off'),

@@ -8,13 +8,19 @@
 //   - `_isServer` decides masking: clients mask, servers do not (RFC 6455 §5.1);
 //   - `_protocol` holds the negotiated subprotocol that `ws.protocol` returns;
 //   - `_bufferedAmount` is only initialised for client instances by ws's own constructor;
-//   - `setSocket()` attaches the Receiver/Sender to the stream and emits 'open'.
+//   - `setSocket()` attaches the Receiver/Sender to the stream and emits 'open';
+//   - the receive bounds ws's server and client pass by themselves (`maxFragments`,
+//     `maxBufferedChunks` to setSocket, `maxPendingAutoPongs` to the constructor): ws defaults them
+//     to 0, unbounded, for an instance built this way, and silently ignores an option it no longer
+//     knows, so they are checked on ws's Receiver and WebSocket fields.
 // `checkWsInternals()` verifies each of these and is run before first use and by the tests, so a
-// `ws` upgrade that changes them fails loudly instead of corrupting frames.
+// `ws` upgrade that changes them fails loudly instead of corrupting frames or dropping a bound.
 
 import { createHash } from 'node:crypto';
 import http2 from 'node:http2';
+import { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
+import { WS_RECEIVE_DEFAULTS } from './config.js';
 import {
   ExtendedConnectUnsupportedError,
   HandshakeRejectedError,
@@ -28,19 +34,46 @@ const { HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HEADER_SCHEME, HTTP2_HEADE
 // @types/node lacks this constant (RFC 8441 pseudo-header).
 const HTTP2_HEADER_PROTOCOL = ':protocol';
 
+/**
+ * What one WebSocket accepts from its peer. HTTP/1.1 sessions get the same values from ws's own
+ * server or client options; the backend takes both from lib/config.ts.
+ */
+export interface ReceiveLimits {
+  /** Largest message in bytes; bigger → close 1009. */
+  maxPayload: number;
+  /** Fragments per message; more → close 1008. */
+  maxFragments: number;
+  /** Chunks (DATA frames here) held while a frame is incomplete; more → close 1008. */
+  maxBufferedChunks: number;
+  /** Pongs owed but not yet written; one more ping → the stream is destroyed (RST_STREAM NO_ERROR). */
+  maxPendingPongs: number;
+}
+
 /** The shape of the `ws` internals we use; everything else goes through the public API. */
 interface WsInternals {
   _isServer: boolean;
   _protocol: string;
   _bufferedAmount: number;
-  setSocket(
-    socket: NodeJS.ReadWriteStream,
-    head: Buffer,
-    opts: { allowSynchronousEvents: boolean; maxPayload: number; skipUTF8Validation: boolean },
-  ): void;
+  _maxPendingAutoPongs: number;
+  _receiver: { _maxFragments: number; _maxBufferedChunks: number; _maxPayload: number };
+  setSocket(socket: NodeJS.ReadWriteStream, head: Buffer, opts: SetSocketOptions): void;
 }
 
-type WsConstructorInternal = new (address: null, protocols: undefined, options: { autoPong: boolean; closeTimeout: number }) => WebSocket;
+interface SetSocketOptions {
+  allowSynchronousEvents: boolean;
+  maxPayload: number;
+  maxFragments: number;
+  maxBufferedChunks: number;
+  skipUTF8Validation: boolean;
+}
+
+interface ConstructorOptions {
+  autoPong: boolean;
+  closeTimeout: number;
+  maxPendingAutoPongs: number;
+}
+
+type WsConstructorInternal = new (address: null, protocols: undefined, options: ConstructorOptions) => WebSocket;
 
 const EMPTY = Buffer.alloc(0);
 const CLOSE_TIMEOUT_MS = 30_000;
@@ -55,22 +88,64 @@ export function checkWsInternals(): void {
   if (proto.setSocket.length !== 3) {
     throw new WsInternalsChangedError(`setSocket() now takes ${proto.setSocket.length} arguments, expected (socket, head, options)`);
   }
-  const probe = new (WebSocket as unknown as WsConstructorInternal)(null, undefined, { autoPong: true, closeTimeout: 1 });
+  const probe = construct({ ...WS_RECEIVE_DEFAULTS, maxPayload: 1 });
   const internals = probe as unknown as Record<string, unknown>;
   if (internals._isServer !== true) throw new WsInternalsChangedError('`new WebSocket(null)` no longer sets _isServer = true');
   if (internals._protocol !== '') throw new WsInternalsChangedError('_protocol is no longer initialised to ""');
   if (probe.readyState !== WebSocket.CONNECTING) throw new WsInternalsChangedError('an un-handshaked WebSocket is not CONNECTING');
+  checkReceiveLimitsReachWs();
   internalsChecked = true;
 }
 
-function wrapStream(stream: http2.Http2Stream, role: 'client' | 'server', protocol: string, maxPayload: number): WebSocket {
+/** Each bound, given with a distinct value, must land on the field ws enforces it from. */
+function checkReceiveLimitsReachWs(): void {
+  const limits: ReceiveLimits = { maxPayload: 1001, maxFragments: 1002, maxBufferedChunks: 1003, maxPendingPongs: 1004 };
+  const probe = construct(limits) as unknown as WsInternals;
+  const socket = new Duplex({ read() {}, write: (_chunk, _encoding, done) => done() });
+  try {
+    probe.setSocket(socket, EMPTY, setSocketOptions(limits));
+    const found = {
+      maxPayload: probe._receiver?._maxPayload,
+      maxFragments: probe._receiver?._maxFragments,
+      maxBufferedChunks: probe._receiver?._maxBufferedChunks,
+      maxPendingPongs: probe._maxPendingAutoPongs,
+    };
+    for (const [name, value] of Object.entries(found)) {
+      if (value !== limits[name as keyof ReceiveLimits]) {
+        throw new WsInternalsChangedError(`the ${name} bound no longer reaches ws (expected ${limits[name as keyof ReceiveLimits]}, found ${String(value)})`);
+      }
+    }
+  } finally {
+    socket.destroy();
+  }
+}
+
+function construct(limits: ReceiveLimits): WebSocket {
+  return new (WebSocket as unknown as WsConstructorInternal)(null, undefined, {
+    autoPong: true,
+    closeTimeout: CLOSE_TIMEOUT_MS,
+    maxPendingAutoPongs: limits.maxPendingPongs,
+  });
+}
+
+function setSocketOptions(limits: ReceiveLimits): SetSocketOptions {
+  return {
+    allowSynchronousEvents: true,
+    maxPayload: limits.maxPayload,
+    maxFragments: limits.maxFragments,
+    maxBufferedChunks: limits.maxBufferedChunks,
+    skipUTF8Validation: false,
+  };
+}
+
+function wrapStream(stream: http2.Http2Stream, role: 'client' | 'server', protocol: string, limits: ReceiveLimits): WebSocket {
   checkWsInternals();
-  const ws = new (WebSocket as unknown as WsConstructorInternal)(null, undefined, { autoPong: true, closeTimeout: CLOSE_TIMEOUT_MS });
+  const ws = construct(limits);
   const internals = ws as unknown as WsInternals;
   internals._isServer = role === 'server';
   internals._protocol = protocol;
   internals._bufferedAmount = 0;
-  internals.setSocket(stream, EMPTY, { allowSynchronousEvents: true, maxPayload, skipUTF8Validation: false });
+  internals.setSocket(stream, EMPTY, setSocketOptions(limits));
   return ws;
 }
 
@@ -94,7 +169,7 @@ export interface AcceptOptions {
   protocols?: readonly string[];
   /** Extra response headers on the 200 (e.g. x-backend-id). */
   responseHeaders?: Record<string, string>;
-  maxPayload: number;
+  limits: ReceiveLimits;
 }
 
 export type AcceptResult = { ok: true; ws: WebSocket; protocol: string } | { ok: false; status: number; reason: string };
@@ -135,7 +210,7 @@ export function acceptExtendedConnect(
   const key = headers['sec-websocket-key'];
   if (typeof key === 'string' && key.length > 0) response['sec-websocket-accept'] = websocketAccept(key);
   stream.respond(response, { endStream: false });
-  return { ok: true, ws: wrapStream(stream, 'server', protocol, opts.maxPayload), protocol };
+  return { ok: true, ws: wrapStream(stream, 'server', protocol, opts.limits), protocol };
 }
 
 export interface OpenOptions {
@@ -248,7 +323,9 @@ export function completeExtendedConnect(stream: http2.ClientHttp2Stream, opts: O
       }
       // From here the WebSocket listens for the stream's errors.
       stream.off('error', onError);
-      resolve({ ws: wrapStream(stream, 'client', chosen, opts.maxPayload ?? 100 * 1024 * 1024), headers, protocol: chosen, stream });
+      // The other bounds are the ones ws's own HTTP/1.1 client applies.
+      const limits = { ...WS_RECEIVE_DEFAULTS, maxPayload: opts.maxPayload ?? 100 * 1024 * 1024 };
+      resolve({ ws: wrapStream(stream, 'client', chosen, limits), headers, protocol: chosen, stream });
     };
     function cleanup() {
       clearTimeout(timer);

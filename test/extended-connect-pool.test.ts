@@ -4,6 +4,7 @@ import net, { type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MuxClient } from '../client/index.js';
 import { acceptExtendedConnect } from '../lib/ws-h2-adapter.js';
+import { WS_RECEIVE_DEFAULTS } from '../lib/config.js';
 import { echo, waitUntil } from './helpers/stack.js';
 import { selfSignedCert } from './helpers/tls.js';
 
@@ -37,7 +38,7 @@ async function startPeer(settings: http2.Settings, tls?: { cert: Buffer; key: Bu
   });
   server.on('stream', (stream, headers) => {
     stream.on('error', () => {});
-    const accepted = acceptExtendedConnect(stream, headers, { maxPayload: 1024 });
+    const accepted = acceptExtendedConnect(stream, headers, { limits: { ...WS_RECEIVE_DEFAULTS, maxPayload: 1024 } });
     if (!accepted.ok) return;
     accepted.ws.on('error', () => {});
     accepted.ws.on('message', (data, isBinary) => accepted.ws.send(data as Buffer, { binary: isBinary }));

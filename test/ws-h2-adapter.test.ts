@@ -1,9 +1,14 @@
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { acceptExtendedConnect, checkWsInternals, openExtendedConnect, parseSubprotocols } from '../lib/ws-h2-adapter.js';
+import { WS_RECEIVE_DEFAULTS } from '../lib/config.js';
+import { acceptExtendedConnect, checkWsInternals, openExtendedConnect, parseSubprotocols, type ReceiveLimits } from '../lib/ws-h2-adapter.js';
+import { frame, rawH2, serverCloseCode } from './helpers/raw-ws.js';
 import { closed } from './helpers/stack.js';
+
+const LIMITS: ReceiveLimits = { ...WS_RECEIVE_DEFAULTS, maxPayload: 1024 * 1024 };
 
 // The adapter against a bare node:http2 server and client: no backend, no proxy, nothing else in
 // the way. If a `ws` upgrade changes an internal we rely on, the first block fails by name.
@@ -24,6 +29,19 @@ describe('ws internals the adapter relies on (fails loudly on a ws upgrade that 
     expect(internals._protocol).toBe('');
     expect(ws.readyState).toBe(WebSocket.CONNECTING);
   });
+  it('the receive bounds reach the fields ws enforces them from (an unknown option would be ignored silently)', () => {
+    const ws = new (WebSocket as unknown as new (a: null, p: undefined, o: object) => WebSocket)(null, undefined, { autoPong: true, maxPendingAutoPongs: 7 });
+    const internals = ws as unknown as { _maxPendingAutoPongs: number; setSocket(s: Duplex, h: Buffer, o: object): void; _receiver: Record<string, number> };
+    expect(internals._maxPendingAutoPongs).toBe(7);
+    const socket = new Duplex({ read() {}, write: (_c, _e, done) => done() });
+    internals.setSocket(socket, Buffer.alloc(0), { maxPayload: 5, maxFragments: 6, maxBufferedChunks: 8 });
+    expect({ maxPayload: internals._receiver._maxPayload, maxFragments: internals._receiver._maxFragments, maxBufferedChunks: internals._receiver._maxBufferedChunks }).toEqual({
+      maxPayload: 5,
+      maxFragments: 6,
+      maxBufferedChunks: 8,
+    });
+    socket.destroy();
+  });
 });
 
 interface Pair {
@@ -39,7 +57,9 @@ afterEach(async () => {
   pair = undefined;
 });
 
-async function startPair(opts: { enableConnect?: boolean; status?: number; reset?: boolean; hold?: 'silent' | 503 } = {}): Promise<Pair> {
+async function startPair(
+  opts: { enableConnect?: boolean; status?: number; reset?: boolean; hold?: 'silent' | 503; limits?: Partial<ReceiveLimits> } = {},
+): Promise<Pair> {
   const serverSockets: WebSocket[] = [];
   const server = http2.createServer({ settings: { enableConnectProtocol: opts.enableConnect ?? true } });
   server.on('stream', (stream, headers) => {
@@ -52,7 +72,7 @@ async function startPair(opts: { enableConnect?: boolean; status?: number; reset
       stream.respond({ ':status': opts.status });
       return stream.end();
     }
-    const result = acceptExtendedConnect(stream, headers, { protocols: ['b', 'a'], responseHeaders: { 'x-backend-id': 't1' }, maxPayload: 1024 });
+    const result = acceptExtendedConnect(stream, headers, { protocols: ['b', 'a'], responseHeaders: { 'x-backend-id': 't1' }, limits: { ...LIMITS, maxPayload: 1024, ...opts.limits } });
     if (!result.ok) return;
     result.ws.on('error', () => {});
     result.ws.on('message', (data, isBinary) => result.ws.send(data as Buffer, { binary: isBinary }));
@@ -134,6 +154,54 @@ describe('WebSocket over an HTTP/2 stream', () => {
       ),
     );
     expect(replies).toEqual(sessions.map((_, i) => `s${i}`));
+  });
+});
+
+describe('receive bounds on an HTTP/2 stream, as ws gives an HTTP/1.1 session', () => {
+  const port = (p: Pair) => (p.server.address() as AddressInfo).port;
+
+  it('one fragment more than maxFragments closes with 1008', async () => {
+    const p = await startPair({ limits: { maxFragments: 10 } });
+    const { stream } = await rawH2(port(p), '/x');
+    stream.write(frame({ opcode: 2, fin: false, payload: Buffer.from('x') }));
+    for (let i = 0; i < 10; i++) stream.write(frame({ opcode: 0, fin: false, payload: Buffer.from('x') }));
+    expect(await serverCloseCode(stream)).toBe(1008);
+  });
+
+  it('maxFragments fragments are accepted: the message completes and echoes', async () => {
+    const p = await startPair({ limits: { maxFragments: 10 } });
+    const { stream } = await rawH2(port(p), '/x');
+    const echoed = new Promise<Buffer>((r) => stream.once('data', r));
+    stream.write(frame({ opcode: 2, fin: false, payload: Buffer.from('x') }));
+    for (let i = 0; i < 8; i++) stream.write(frame({ opcode: 0, fin: false, payload: Buffer.from('x') }));
+    stream.write(frame({ opcode: 0, payload: Buffer.from('x') }));
+    expect((await echoed).subarray(2).toString()).toBe('x'.repeat(10));
+    stream.destroy();
+  });
+
+  it('more DATA frames than maxBufferedChunks held for one incomplete frame closes with 1008', async () => {
+    const p = await startPair({ limits: { maxBufferedChunks: 8 } });
+    const { stream } = await rawH2(port(p), '/x');
+    const code = serverCloseCode(stream);
+    // Each write waits for the one before to go out, so each is a DATA frame (a chunk) of its own.
+    const bytes = frame({ opcode: 2, payload: Buffer.alloc(64) });
+    for (let i = 0; i < 20 && !stream.destroyed; i++) await new Promise((r) => stream.write(bytes.subarray(i, i + 1), r));
+    expect(await code).toBe(1008);
+  });
+
+  it('a ping flood from a peer that does not read ends with the stream reset once maxPendingPongs is passed', async () => {
+    const p = await startPair({ limits: { maxPendingPongs: 5 } });
+    const session = http2.connect(`http://127.0.0.1:${port(p)}`, { settings: { initialWindowSize: 0 } });
+    session.on('error', () => {});
+    await new Promise((r) => session.once('remoteSettings', r));
+    const stream = session.request({ ':method': 'CONNECT', ':protocol': 'websocket', ':scheme': 'http', ':path': '/x', 'sec-websocket-version': '13' }, { endStream: false });
+    stream.on('error', () => {});
+    await new Promise((r) => stream.once('response', r));
+    const ended = new Promise<number>((r) => stream.once('close', () => r(stream.rstCode ?? -1)));
+    stream.write(Buffer.concat(Array.from({ length: 6 }, () => frame({ opcode: 9, payload: Buffer.from('p') }))));
+    // ws terminates the session: Node resets the stream with NO_ERROR, no close frame.
+    expect(await ended).toBe(http2.constants.NGHTTP2_NO_ERROR);
+    session.destroy();
   });
 });
 

@@ -210,7 +210,7 @@ describe('npm run endpoints (CLI over the admin API)', () => {
   it('lists endpoints as a table', async () => {
     const { code, out } = await cli('list');
     expect(code).toBe(0);
-    expect(out).toMatch(/ID\s+ADDRESS\s+STATE\s+WEIGHT\s+HEALTH\s+SESSIONS/);
+    expect(out).toMatch(/ID\s+ADDRESS\s+STATE\s+WEIGHT\s+HEALTH\s+BUS\s+SESSIONS/);
     expect(out).toMatch(/b1\s+127\.0\.0\.1:\d+\s+active/);
   });
 

@@ -1,31 +1,21 @@
 import os from 'node:os';
-import { ENVOY_VERSION, findEnvoyBinary, StandaloneEnvoy } from '../gateway/harness.js';
+import { ENVOY_VERSION, findEnvoyBinary, StandaloneEnvoy, type StandaloneEnvoyOptions } from '../gateway/harness.js';
 import { MissingToolError } from '../lib/errors.js';
 import { openFilesLimit } from '../lib/procfs.js';
 import type { BenchProxy, ProxyCounts } from './proxies.js';
 
-// An Envoy route of the bench (`envoy`, `envoy-h2up`): one Envoy process fed by an xDS server of
-// its own over an EndpointRegistry of its own, seeded with the bench's backends. The product's
-// control plane is the same code (gateway/xds, envoy/envoy.yaml rendered with this run's ports);
-// only the registry is private, so pinning a route to one backend (mark the others DRAINING over
-// EDS) touches nothing else. Envoy runs as a plain child (`--disable-hot-restart`): the bench never
-// hot-restarts it, and Envoy stops with the bench (it asks the kernel for SIGTERM when its parent dies).
+// An Envoy route of the bench (`envoy`, `envoy-h2up`): a StandaloneEnvoy (gateway/envoy/standalone.ts:
+// one Envoy fed by an xDS server and registry of its own, seeded with the bench's backends, so pinning
+// a route to one backend touches nothing else), with what the bench reads of it: CPU and memory,
+// diagnostics counters, and Envoy's complaints counted by kind.
 
-export interface EnvoyRouteOptions {
+/** A StandaloneEnvoy's options, named by the route, with Envoy's complaints reported once per kind. */
+export type EnvoyRouteOptions = Omit<StandaloneEnvoyOptions, 'name' | 'onStderrLine'> & {
   /** The route name, for logs. */
   route: string;
-  host: string;
-  backends: ReadonlyArray<{ id: string; host: string; port: number }>;
-  upstreamProtocol: 'h1' | 'h2';
-  /** SETTINGS_MAX_CONCURRENT_STREAMS of the front listener: at least the largest scale step. */
-  maxConcurrentStreams: number;
-  balance: 'roundrobin' | 'room';
-  /** Envoy worker threads (--concurrency). */
-  concurrency: number;
-  stateDir: string;
-  /** Envoy's warnings and errors (its stderr at --log-level warn). */
+  /** The first of each kind of Envoy warning or error (its stderr at --log-level warn). */
   onOutput?: (line: string) => void;
-}
+};
 
 /**
  * Envoy's worker threads in the bench: one per CPU this process may run on. That is what HAProxy 2.6
@@ -85,19 +75,14 @@ export class EnvoyBenchProxy implements BenchProxy {
 
   static async start(bin: string, o: EnvoyRouteOptions): Promise<EnvoyBenchProxy> {
     const messages = new Map<string, number>();
+    const { route, onOutput, ...envoyOptions } = o;
+    // concurrency: one worker per core, as HAProxy runs one thread per core (nbthread defaults to the
+    // CPUs it may run on): like for like. Each client connection stays on one worker (thread) in both,
+    // so h2-mux (one connection) compares one thread with one thread, and h1-upgrade spreads over all
+    // of them in both. See docs/bench.md.
     const envoy = await StandaloneEnvoy.start(bin, {
-      name: o.route,
-      host: o.host,
-      backends: o.backends,
-      upstreamProtocol: o.upstreamProtocol,
-      maxConcurrentStreams: o.maxConcurrentStreams,
-      balance: o.balance,
-      // One worker per core, as HAProxy runs one thread per core (nbthread defaults to the CPUs it
-      // may run on): like for like. Each client connection stays on one worker (thread) in both, so
-      // h2-mux (one connection) compares one thread with one thread, and h1-upgrade spreads over all
-      // of them in both. See docs/bench.md.
-      concurrency: o.concurrency,
-      stateDir: o.stateDir,
+      ...envoyOptions,
+      name: route,
       onStderrLine: (line) => {
         const kind = envoyMessageKind(line);
         if (kind === undefined) return;
@@ -105,7 +90,7 @@ export class EnvoyBenchProxy implements BenchProxy {
         messages.set(kind, seen + 1);
         // The first of each kind is shown; repeats (one per failed socket when descriptors run out)
         // are counted for the result's notes instead of flooding the terminal.
-        if (seen === 0) o.onOutput?.(`envoy (${o.route}): ${line}${kind.startsWith('error') ? " (repeats are counted in the result's notes)" : ''}`);
+        if (seen === 0) onOutput?.(`envoy (${route}): ${line}${kind.startsWith('error') ? " (repeats are counted in the result's notes)" : ''}`);
       },
     });
     return new EnvoyBenchProxy(envoy, o, messages);

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { defineCommand, exitOnMistake, isUserMistake, parseCommandLine } from '../lib/cli.js';
-import { gatewaySchema } from '../lib/config.js';
+import { gatewaySchema, upstreamProtocolFor } from '../lib/config.js';
 import { GatewayError, UsageError } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
 import { computeRatios, computeTargets } from './analysis.js';
@@ -39,6 +39,7 @@ export const BENCH = defineCommand({
           'front = HAProxy, -h2up = HTTP/2 upstream, reference = a bare ws echo server',
       ),
     reps: z.coerce.number().int().min(1).max(10).optional().describe('alternated repetitions per group (full 2, quick 1); one A/A run is always added'),
+    scaleSteps: z.string().optional().describe('scale scenario: session counts to step through on every scale route, e.g. 10000,25000,50000,100000'),
     frontUrl: z.url().optional().describe('also bench an external front you run yourself, as route "ext"'),
     name: z.string().optional().describe('result name (default: <profile>-<timestamp>)'),
     out: z.string().optional().describe('JSON result (default bench/results/<name>.json)'),
@@ -117,6 +118,14 @@ async function main(argv: readonly string[]): Promise<number> {
   profile.routes = list(flags.routes, ROUTES, 'route') ?? profile.routes;
   if (flags.frontUrl !== undefined && !profile.routes.includes('ext')) profile.routes.push('ext');
   if (flags.reps !== undefined) profile.reps = flags.reps;
+  if (flags.scaleSteps !== undefined) {
+    const steps = flags.scaleSteps.split(',').map((x) => Number(x.trim()));
+    if (steps.some((n) => !Number.isInteger(n) || n < 1) || steps.some((n, i) => i > 0 && n <= steps[i - 1]!)) {
+      throw new BenchOptionError(`--scale-steps "${flags.scaleSteps}": rising positive session counts, e.g. 10000,25000,50000`);
+    }
+    for (const s of profile.scale.routes) s.steps = steps;
+    profile.h2upStreams = Math.max(profile.h2upStreams, Math.ceil(steps.at(-1)! * 1.1));
+  }
   // The scale scenario needs the routes it measures; with --routes it measures only those given.
   if (flags.routes === undefined) {
     for (const s of profile.scale.routes) if (profile.scenarios.includes('scale') && !profile.routes.includes(s.route)) profile.routes.push(s.route);
@@ -239,7 +248,8 @@ async function main(argv: readonly string[]): Promise<number> {
       backends: env.backends.filter((b) => b.id !== 'ref').length,
       loopback: true,
       gateway: {
-        upstreamProtocol: env.config.upstreamProtocol,
+        // The bench's own stack is HAProxy's (route "front").
+        upstreamProtocol: upstreamProtocolFor({ ...env.config, front: 'haproxy' }),
         h2MaxConcurrentStreams: env.config.h2MaxConcurrentStreams,
         h2upStreams: h2upRoute ? profile.h2upStreams : null,
         haproxyMaxconn: env.config.haproxyMaxconn,

@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { HaproxyFront, startBackendsOnly, startStack, type BackendProcess } from '../gateway/harness.js';
 import { freePort, privatePorts } from '../lib/ports.js';
-import { defaults, gatewaySchema, type GatewayConfig } from '../lib/config.js';
+import { defaults, gatewaySchema, upstreamProtocolFor, type GatewayConfig } from '../lib/config.js';
 import { logger } from '../lib/log.js';
 import { EnvoyBenchProxy, requireEnvoyForBench } from './envoy-route.js';
 import { BenchOptionError } from './errors.js';
@@ -185,7 +185,7 @@ export class BenchEnv {
             url: stack.frontUrl!,
             proxy: new HaproxyBenchProxy(stack.haproxy!, all, config.hardStopAfterS),
             frontPort: config.frontPort,
-            upstreamProtocol: config.upstreamProtocol,
+            upstreamProtocol: upstreamProtocolFor({ ...config, front: 'haproxy' }),
             streamLimit: config.h2MaxConcurrentStreams,
             backendIds: all,
           });
@@ -219,7 +219,7 @@ export class BenchEnv {
           const upstreamProtocol = name === 'envoy' ? ('h1' as const) : ('h2' as const);
           // HTTP/1.1 upstream: the gateway's stream limit (20,000 by default, above the 10,000 and
           // 20,000 scale steps; Envoy's file descriptors run out first anyway). HTTP/2 upstream: the
-          // same limit as the HTTP/2-upstream HAProxy, above the 50,000 step.
+          // same limit as the HTTP/2-upstream HAProxy, above the largest scale step.
           const streamLimit = name === 'envoy' ? config.h2MaxConcurrentStreams : o.h2upStreams;
           const envoy = await EnvoyBenchProxy.start(envoyBin!, {
             route: name,

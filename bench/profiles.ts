@@ -81,14 +81,15 @@ export const FULL: Profile = {
     routes: [
       // HTTP/1.1 upstream: one upstream socket per session, so HAProxy's fd limit binds near 18k.
       { route: 'front', steps: [10_000, 20_000] },
-      // HTTP/2 upstream: sessions share upstream connections; the target is 50,000 on one connection.
-      { route: 'front-h2up', steps: [10_000, 20_000, 30_000, 40_000, 50_000] },
+      // HTTP/2 upstream: sessions share upstream connections.
+      { route: 'front-h2up', steps: [10_000, 25_000, 50_000] },
       // Envoy, HTTP/1.1 upstream: one upstream socket per session too, and Envoy aborts when its file
       // descriptors run out, so the scenario takes it to its budget (about 19,000 of 20,000) and stops.
       { route: 'envoy', steps: [10_000, 20_000] },
-      { route: 'envoy-h2up', steps: [10_000, 20_000, 30_000, 40_000, 50_000] },
+      // The product's default stack; the target is 100,000 sessions on one client connection.
+      { route: 'envoy-h2up', steps: [10_000, 25_000, 50_000, 100_000] },
     ],
     stepTimeoutMs: 120_000,
   },
-  h2upStreams: 60_000,
+  h2upStreams: 110_000,
 };

@@ -122,8 +122,10 @@ export const gatewaySchema = z.object({
   // HAProxy 2.6 serves a rapid-reset flood on, so this bounds how many of its streams reach the backends;
   // Envoy closes such a connection itself (premature-reset rule, envoy/*.yaml).
   haproxySessionOpensPer10sPerIp: positiveInt.default(20_000).describe('HAProxy front: new sessions one client IP may start per 10 s (beyond: HTTP/2 connection closed, HTTP/1.1 429)'),
-  upstreamProtocol: z.enum(['h1', 'h2']).default('h1')
-    .describe('front to backends: h1 (Upgrade, one upstream socket per session) or h2 (extended CONNECT, shared connections)'),
+  // 'auto' is HTTP/2 for Envoy (its upstream holds every test and the 16 KiB bursts) and HTTP/1.1 for
+  // HAProxy (2.6's `proto h2` upstream stalls under bursts: docs/explain/flow-control.md).
+  upstreamProtocol: z.enum(['auto', 'h1', 'h2']).default('auto')
+    .describe('front to backends: h1 (Upgrade, one upstream socket per session), h2 (extended CONNECT, shared connections), auto (h2 for Envoy, h1 for HAProxy)'),
   // HAProxy `hard-stop-after`, Envoy `--parent-shutdown-time-s`.
   hardStopAfterS: positiveInt.default(30).describe('after a hot restart, how long the old generation may keep sessions'),
   // The gateway's own checks and the front's (HAProxy `check inter/fall/rise`) use the same values.
@@ -135,6 +137,14 @@ export const gatewaySchema = z.object({
   ...backendFields,
 });
 export type GatewayConfig = z.infer<typeof gatewaySchema>;
+
+export type UpstreamProtocol = 'h1' | 'h2';
+
+/** The protocol the front speaks to the backends, `auto` resolved for the configured front. */
+export function upstreamProtocolFor(config: Pick<GatewayConfig, 'front' | 'upstreamProtocol'>): UpstreamProtocol {
+  if (config.upstreamProtocol !== 'auto') return config.upstreamProtocol;
+  return config.front === 'envoy' ? 'h2' : 'h1';
+}
 
 /** What a helper command (endpoints, hot-restart) takes to find a running stack: the same flags and
  *  env vars as `npm start`, so `--state-dir` (and `--admin-port`) carry over. */

@@ -159,6 +159,8 @@ export function parseSubprotocols(value: string | string[] | undefined): string[
     .filter(Boolean);
 }
 
+const WEBSOCKET_KEY = /^[+/0-9A-Za-z]{22}==$/;
+
 /** RFC 6455 §4.2.2: base64(SHA-1(key + the protocol's GUID)). */
 export function websocketAccept(key: string): string {
   return createHash('sha1').update(key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64');
@@ -207,8 +209,13 @@ export function acceptExtendedConnect(
   // A proxy that turns an HTTP/1.1 Upgrade into this CONNECT (Envoy with an HTTP/2 upstream) passes
   // the client's Sec-WebSocket-Key along and turns this 200 back into a 101, which the client only
   // accepts with the matching Sec-WebSocket-Accept (RFC 6455 §4.2.2): answer it when a key came.
+  // A key that came along is held to RFC 6455 §4.1 (base64 of 16 bytes), as `ws` holds an HTTP/1.1
+  // Upgrade's: the HTTP/1.1 client would otherwise get a 101 for a handshake it got wrong.
   const key = headers['sec-websocket-key'];
-  if (typeof key === 'string' && key.length > 0) response['sec-websocket-accept'] = websocketAccept(key);
+  if (key !== undefined) {
+    if (typeof key !== 'string' || !WEBSOCKET_KEY.test(key)) return reject(400, 'sec-websocket-key must be the base64 of 16 bytes (RFC 6455 §4.1)');
+    response['sec-websocket-accept'] = websocketAccept(key);
+  }
   stream.respond(response, { endStream: false });
   return { ok: true, ws: wrapStream(stream, 'server', protocol, opts.limits), protocol };
 }

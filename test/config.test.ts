@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { withConfiguredPorts } from '../gateway/admin/configured-ports.js';
 import { renderHaproxyConfig, serverOptions } from '../gateway/haproxy/front.js';
-import { backendSchema, defaults, gatewaySchema, loadConfig, nearestFlag } from '../lib/config.js';
+import { backendSchema, defaults, gatewaySchema, loadConfig, nearestFlag, upstreamProtocolFor } from '../lib/config.js';
 import { ConfigError, UsageError } from '../lib/errors.js';
 
 describe('config', () => {
@@ -57,9 +57,20 @@ describe('config', () => {
   });
 });
 
+describe('upstream protocol', () => {
+  it('auto is HTTP/2 behind Envoy and HTTP/1.1 behind HAProxy; an explicit choice wins', () => {
+    expect(defaults(gatewaySchema).upstreamProtocol).toBe('auto');
+    expect(upstreamProtocolFor(defaults(gatewaySchema))).toBe('h2');
+    expect(upstreamProtocolFor(defaults(gatewaySchema, { front: 'haproxy' }))).toBe('h1');
+    expect(upstreamProtocolFor(defaults(gatewaySchema, { upstreamProtocol: 'h1' }))).toBe('h1');
+    expect(upstreamProtocolFor(defaults(gatewaySchema, { front: 'haproxy', upstreamProtocol: 'h2' }))).toBe('h2');
+    expect(() => loadConfig(gatewaySchema, ['--upstream-protocol', 'h3'], {})).toThrow(/upstreamProtocol|upstream-protocol/);
+  });
+});
+
 describe('HAProxy health checks follow the config', () => {
   it('renders inter/fall/rise on every server line and the check timeout', () => {
-    const settings = defaults(gatewaySchema, { healthIntervalMs: 1500, healthFall: 3, healthRise: 2, healthTimeoutMs: 700 });
+    const settings = { ...defaults(gatewaySchema, { healthIntervalMs: 1500, healthFall: 3, healthRise: 2, healthTimeoutMs: 700 }), upstreamProtocol: 'h1' as const };
     const cfg = renderHaproxyConfig(settings, [{ id: 'b1', host: '127.0.0.1', port: 9101 }], '/tmp/unused.sock');
     expect(cfg).toMatch(/^ {4}server b1 127\.0\.0\.1:9101 weight 1 check inter 1500 fall 3 rise 2$/m);
     expect(cfg).toMatch(/^ {4}timeout check 700ms$/m);

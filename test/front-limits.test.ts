@@ -7,6 +7,7 @@ import { pidListeningOn, rssBytes } from '../lib/procfs.js';
 import { H1Client, MuxClient, type WsClient, type WsSession } from '../client/index.js';
 import type { Stack } from '../gateway/core/stack.js';
 import { freePort } from '../lib/ports.js';
+import { upstreamProtocolFor, type UpstreamProtocol } from '../lib/config.js';
 import { describeEachFront, type FrontName } from './helpers/front-matrix.js';
 import { extendedConnect, RawH2Connection, resetFlood } from './helpers/h2-flood.js';
 import { echo, startTestStack, waitUntil } from './helpers/stack.js';
@@ -177,19 +178,36 @@ describeEachFront('front limits: the per-IP session limit', (frontName) => {
   });
 });
 
-/** A stand-in endpoint that records the headers of every request and upgrade it gets. */
-async function startHeaderProbe(): Promise<{ port: number; seen: http.IncomingHttpHeaders[]; close(): Promise<void> }> {
+/**
+ * A stand-in endpoint that records the headers of every request and upgrade it gets, speaking what the
+ * front speaks upstream: HTTP/1.1, or h2c with extended CONNECT (Envoy's default HTTP/2 upstream).
+ */
+async function startHeaderProbe(upstream: UpstreamProtocol): Promise<{ port: number; seen: http.IncomingHttpHeaders[]; close(): Promise<void> }> {
   const seen: http.IncomingHttpHeaders[] = [];
-  const server = http.createServer((req, res) => {
-    if (req.url === '/healthz') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
-    seen.push(req.headers);
-    res.writeHead(204).end();
-  });
-  server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) => {
-    socket.on('error', () => {}); // the front may reset it once it has the 403
-    seen.push(req.headers);
-    socket.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
-  });
+  let server: http.Server | http2.Http2Server;
+  if (upstream === 'h2') {
+    server = http2.createServer({ settings: { enableConnectProtocol: true } });
+    server.on('stream', (stream, headers) => {
+      stream.on('error', () => {}); // the front may reset it once it has the 403
+      if (headers[':path'] === '/healthz') {
+        stream.respond({ ':status': 200, 'content-type': 'application/json' });
+        return void stream.end('{"ok":true}');
+      }
+      seen.push(headers);
+      stream.respond({ ':status': headers[':method'] === 'CONNECT' ? 403 : 204 }, { endStream: true });
+    });
+  } else {
+    server = http.createServer((req, res) => {
+      if (req.url === '/healthz') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+      seen.push(req.headers);
+      res.writeHead(204).end();
+    });
+    server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) => {
+      socket.on('error', () => {}); // the front may reset it once it has the 403
+      seen.push(req.headers);
+      socket.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+    });
+  }
   const port = await freePort();
   await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
   return { port, seen, close: () => new Promise((r) => server.close(() => r())) };
@@ -201,7 +219,7 @@ describeEachFront('front limits: what the backends are told about the client', (
 
   beforeAll(async () => {
     stack = await startTestStack({ front: frontName, roomBus: 'none' }, 1);
-    probe = await startHeaderProbe();
+    probe = await startHeaderProbe(upstreamProtocolFor({ front: frontName, upstreamProtocol: 'auto' }));
     expect((await stack.adminFetch('/endpoints', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: 'probe', address: `127.0.0.1:${probe.port}` }) })).status).toBe(201);
     expect((await stack.adminFetch('/endpoints/b1', { method: 'DELETE' })).status).toBe(202);
     await stack.front.settled();

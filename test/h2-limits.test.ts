@@ -6,7 +6,7 @@ import type { BackendProcess } from '../gateway/core/backend-process.js';
 import type { Front } from '../gateway/core/stack.js';
 import type { GatewayConfig } from '../lib/config.js';
 import { openAttackSessions, type AttackSession, type Transport } from './helpers/attack-session.js';
-import { describeEachFront, type FrontName } from './helpers/front-matrix.js';
+import { describeEachFront } from './helpers/front-matrix.js';
 import { closePayload, frame } from './helpers/raw-ws.js';
 import { echo, sleep, startTestBackend, startTestStack, waitUntil } from './helpers/stack.js';
 
@@ -264,13 +264,17 @@ function expectation(kind: Kind, target: Target, transport: Transport): Expectat
     case 'pending pongs':
       return { codes: [1006], counter: 'closed_1006', count: () => 1 };
     case 'unsent per session':
-      return { codes: [1008], counter: 'slow_consumer', count: () => 1 };
+      // Through Envoy over HTTP/2 the 1008 can lose to Envoy's own reset of the stream whose buffers
+      // the unread echo filled (the backend's count says it acted either way).
+      return { codes: target.front?.engine === 'envoy' && transport === 'h2' ? [1008, 1006] : [1008], counter: 'slow_consumer', count: () => 1 };
     case 'unsent per connection':
       // Only sessions sharing one HTTP/2 connection at the backend have a cap to pass together:
       // directly over HTTP/2. Through a front the front's own buffers take the 15 MiB first (and
       // Envoy resets an HTTP/2 client's streams itself when they overflow): nothing to close here.
       if (!target.front && transport === 'h2') return { codes: [1000, 1008], counter: 'connection_unsent', count: (o) => o.codes.filter((c) => c === 1008).length };
-      return { codes: target.front?.engine === 'envoy' && transport === 'h2' ? [1006] : [1000], counter: 'connection_unsent', count: () => 0 };
+      // Envoy resets an HTTP/2 client's streams when its buffers overflow, unless the bursts got through
+      // first (a race of the two legs' windows): 1006 or 1000, never the backend's 1008.
+      return { codes: target.front?.engine === 'envoy' && transport === 'h2' ? [1006, 1000] : [1000], counter: 'connection_unsent', count: () => 0 };
     case 'stalled writes':
       // HAProxy (HTTP/1.1 upstream) did not end an HTTP/2 client's stream once the backend had
       // dropped the session: it read on and got neither a close frame nor an end (-1).
@@ -297,6 +301,9 @@ async function stillServing(target: Target, pid: number): Promise<void> {
       }
     }
   }
+  // Each fresh session's end reaches the backend a moment later through a front (as a 1006 when the
+  // client drops the connection): let it land here, not in the next attack's counters.
+  await waitUntil(async () => (await backendSessions(target.backend)) === 0, 10_000, 'the fresh sessions gone at the backend');
 }
 
 function limitSuite(targetOf: () => Target): void {
@@ -356,18 +363,17 @@ describe('session limits, direct to a backend', () => {
 });
 
 /**
- * Envoy forwards over HTTP/2, so both client transports reach the backend's RFC 8441 path. HAProxy
- * keeps its default HTTP/1.1 upstream: with `proto h2`, HAProxy 2.6 stopped reading an HTTP/2 client
- * that did not read (so nothing reached the backend to bound), and after those attacks backend
- * sessions stayed open more than 40 s after their clients had gone, which hung the rest of the suite.
+ * Each front with its default upstream (`upstreamProtocol: auto`): Envoy forwards over HTTP/2, so both
+ * client transports reach the backend's RFC 8441 path; HAProxy keeps HTTP/1.1. With `proto h2`,
+ * HAProxy 2.6 stopped reading an HTTP/2 client that did not read (so nothing reached the backend to
+ * bound), and after those attacks backend sessions stayed open more than 40 s after their clients had
+ * gone, which hung the rest of the suite.
  */
-const UPSTREAM: Record<FrontName, 'h1' | 'h2'> = { envoy: 'h2', haproxy: 'h1' };
-
 describeEachFront('session limits through the front', (frontName) => {
   let stack: Awaited<ReturnType<typeof startTestStack>>;
   beforeAll(async () => {
     // One backend, so every session lands on the process we watch.
-    stack = await startTestStack({ front: frontName, upstreamProtocol: UPSTREAM[frontName], roomBus: 'none', ...LIMITS }, 1);
+    stack = await startTestStack({ front: frontName, roomBus: 'none', ...LIMITS }, 1);
   });
   afterAll(async () => {
     await stack?.dispose();

@@ -129,7 +129,7 @@ describe('MuxClient against a peer without RFC 8441', () => {
 
 describe('start-up errors name the problem', () => {
   it('a missing haproxy binary says how to install it', async () => {
-    const settings = defaults(gatewaySchema, { haproxyBin: '/nonexistent/haproxy', frontPort: 0, haproxyStatsPort: 0 });
+    const settings = { ...defaults(gatewaySchema, { haproxyBin: '/nonexistent/haproxy', frontPort: 0, haproxyStatsPort: 0 }), upstreamProtocol: 'h1' as const };
     await expect(new HaproxyFront(settings, []).start()).rejects.toMatchObject({
       code: 'GW_ERR_MISSING_TOOL',
       message: /apt-get install -y haproxy/,

@@ -112,6 +112,21 @@ describe('WebSocket over an HTTP/2 stream', () => {
     expect(typeof ws.bufferedAmount).toBe('number');
   });
 
+  // What a proxy that turns an HTTP/1.1 Upgrade into extended CONNECT (Envoy, HTTP/2 upstream) passes on.
+  it('answers a Sec-WebSocket-Key that came along with its accept, and refuses a malformed one with 400', async () => {
+    const { client } = await startPair();
+    const answer = (key: string) =>
+      new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+        const stream = client.request({ ':method': 'CONNECT', ':protocol': 'websocket', ':path': '/x', ':scheme': 'http', ':authority': 'x', 'sec-websocket-version': '13', 'sec-websocket-key': key });
+        stream.on('response', (h) => (resolve(h), stream.close()));
+        stream.on('error', reject);
+      });
+    const good = await answer('dGhlIHNhbXBsZSBub25jZQ==');
+    expect(good[':status']).toBe(200);
+    expect(good['sec-websocket-accept']).toBe('s3pPLMBiTxaQ9kYGzzhZRbK+xOo='); // RFC 6455 §1.3's example
+    expect((await answer('short'))[':status']).toBe(400);
+  });
+
   it('propagates close code and reason client → server', async () => {
     const p = await startPair();
     const { ws } = await openExtendedConnect(p.client, { path: '/x' });

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { GatewayConfig } from '../../lib/config.js';
+import { upstreamProtocolFor, type GatewayConfig } from '../../lib/config.js';
 import { MissingToolError } from '../../lib/errors.js';
 import { dialHost } from '../../lib/loopback.js';
 import { adminTokenFile, ensureAdminToken } from '../admin/token.js';
@@ -89,7 +89,7 @@ export async function startControlPlane(config: GatewayConfig, registry: Endpoin
       host: config.host,
       port: config.xdsPort,
       // The same balancing and upstream protocol as HAProxy is given, so either front behaves alike.
-      front: { maxConcurrentStreams: config.h2MaxConcurrentStreams, balance: config.balance, upstreamProtocol: config.upstreamProtocol, ...options.xdsFront },
+      front: { maxConcurrentStreams: config.h2MaxConcurrentStreams, balance: config.balance, upstreamProtocol: upstreamProtocolFor(config), ...options.xdsFront },
     });
     teardown.add(() => xds.close());
     const token = ensureAdminToken(config.stateDir, config.adminToken);

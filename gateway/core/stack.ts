@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { GatewayConfig } from '../../lib/config.js';
+import type { GatewayConfig, UpstreamProtocol } from '../../lib/config.js';
 import type { AdminDeps, AdminServer, FrontCounts } from '../admin/api.js';
 import type { XdsServer } from '../envoy/xds/index.js';
 import type { HaproxyFront } from '../haproxy/front.js';
@@ -27,10 +27,13 @@ export interface FrontEndpoint {
   status: string;
 }
 
+/** How a front's label names the protocol it speaks to the backends. */
+export const UPSTREAM_LABEL: Readonly<Record<UpstreamProtocol, string>> = Object.freeze({ h1: 'HTTP/1.1 upstream', h2: 'HTTP/2 upstream' });
+
 /** The proxy in front, in terms both fronts share. */
 export interface Front {
   readonly engine: 'haproxy' | 'envoy';
-  /** What runs, for people: "Envoy 1.40.0", "HAProxy 2.6.12". */
+  /** What runs, for people: "Envoy 1.40.0, HTTP/2 upstream", "HAProxy 2.6.12, HTTP/1.1 upstream". */
   readonly label: string;
   /** http:// front: HTTP/1.1 Upgrade and h2c prior knowledge on one port. */
   readonly url: string;

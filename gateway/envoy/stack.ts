@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import type { GatewayConfig } from '../../lib/config.js';
+import { upstreamProtocolFor, type GatewayConfig } from '../../lib/config.js';
 import { logger } from '../../lib/log.js';
 import { dialHost } from '../../lib/loopback.js';
 import { startConfiguredBackends, type BackendProcess } from '../core/backend-process.js';
@@ -15,7 +15,7 @@ import { renderAdsEnvoyConfig } from './local.js';
 import { sampledAroundRestarts, totalsAcrossRestarts } from '../core/running-totals.js';
 import { readEnvoyClusterHosts, readEnvoyFrontCounts, readEnvoyVersion } from './stats.js';
 import { GatewayError } from '../../lib/errors.js';
-import { assembleStack } from '../core/stack.js';
+import { assembleStack, UPSTREAM_LABEL } from '../core/stack.js';
 import type { Front, Stack } from '../core/stack.js';
 import { assertPortFree, canConnect, waitFor } from '../../lib/ports.js';
 import { ensureCertificate } from '../core/tls.js';
@@ -120,7 +120,7 @@ export async function startEnvoyStack(config: GatewayConfig, options: StackOptio
     version = await readEnvoyVersion(envoyAdminUrl).catch(() => undefined);
     const front: Front = {
       engine: 'envoy',
-      label: `Envoy ${version ?? '(version unknown: admin not reachable)'}`,
+      label: `Envoy ${version ?? '(version unknown: admin not reachable)'}, ${UPSTREAM_LABEL[upstreamProtocolFor(config)]}`,
       url: `http://${host}:${config.frontPort}`,
       tlsUrl: certificate ? `https://${host}:${config.frontTlsPort}` : undefined,
       statsUrl: `${envoyAdminUrl}/`,

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
-import type { GatewayConfig } from '../../lib/config.js';
+import type { GatewayConfig, UpstreamProtocol } from '../../lib/config.js';
 import { GatewayError, MissingToolError, TimeoutError } from '../../lib/errors.js';
 import { logger } from '../../lib/log.js';
 import { Supervised } from '../core/supervisor.js';
@@ -49,7 +49,6 @@ export type HaproxySettings = Pick<
   | 'hardStopAfterS'
   | 'haproxyBin'
   | 'stateDir'
-  | 'upstreamProtocol'
   | 'haproxyTemplate'
   | 'balance'
   | 'frontTlsPort'
@@ -59,7 +58,7 @@ export type HaproxySettings = Pick<
   | 'healthTimeoutMs'
   | 'healthFall'
   | 'healthRise'
->;
+> & { upstreamProtocol: UpstreamProtocol };
 
 /** haproxy.cfg.tmpl and the values rendered into it disagree: a bug in the template or in the renderer. */
 class TemplateError extends GatewayError {

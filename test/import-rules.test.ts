@@ -60,6 +60,13 @@ describe('import rules', () => {
     });
   }
 
+  it('the Envoy config check (gateway/envoy/check/) is a tool: nothing outside it imports it', () => {
+    const inCheck = (f: string) => f.startsWith('gateway/envoy/check/');
+    expect([...graph.keys()].filter(inCheck).length).toBeGreaterThan(0);
+    const bad = [...graph].filter(([file]) => !inCheck(file)).flatMap(([file, targets]) => targets.filter(inCheck).map((t) => `${file} → ${t}`));
+    expect(bad).toEqual([]);
+  });
+
   it('only lib/ws-h2-adapter.ts touches ws internals', () => {
     const internals = /\._(isServer|protocol|bufferedAmount|receiver|sender|socket|readyState)\b|\bsetSocket\(/;
     const users = [...graph.keys()].filter((f) => f !== 'lib/ws-h2-adapter.ts' && internals.test(readFileSync(path.join(repo, f), 'utf8')));

@@ -2,9 +2,10 @@
 //
 // resources.ts builds every xDS resource the way Envoy's own YAML/JSON config spells it (snake_case
 // field names, Durations as "0s", wrapper types as bare numbers, `typed_config` Anys as
-// `{ "@type": ..., ...fields }`), so what the server emits reads like envoy/*.yaml and can be fed
-// to the same proto validator. protobufjs' fromObject() does not speak that dialect and silently
-// drops unknown keys, so this module walks the message descriptors itself:
+// `{ "@type": ..., ...fields }`), so what the server emits reads like envoy/*.yaml and can be put
+// into a bootstrap for `envoy --mode validate` (test/xds.test.ts). protobufjs' fromObject() does
+// not speak that dialect and silently drops unknown keys, so this module walks the message
+// descriptors itself:
 //
 //   encodeResource(typeName, json) → bytes      (strict: unknown field, bad enum, wrong scalar type,
 //                                                two members of one oneof, unknown @type all throw

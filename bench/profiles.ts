@@ -38,13 +38,14 @@ export interface Profile {
 export const QUICK: Profile = {
   name: 'quick',
   // The bare-ws floor (`reference`) runs in the full profile, or with --routes direct,reference.
-  routes: ['front', 'envoy', 'direct'],
+  // Each front as its stack runs by default: HAProxy with HTTP/1.1 upstream, Envoy with HTTP/2.
+  routes: ['front', 'envoy-h2up', 'direct'],
   scenarios: ['storm', 'latency', 'throughput', 'fanout', 'idle'],
   reps: 1,
   storm: { ns: [100, 1000], concurrency: 1000, handshakeTimeoutMs: 5_000, deadlineMs: 10_000 },
   latency: { sizes: [32], ratePerS: { 32: 2000, 1024: 2000, 16384: 500 }, sessions: 20, durationMs: 600, warmupMs: 200, drainMs: 2_000 },
   throughput: { sizes: [1024], modes: ['single', 'burst'], burstWindow: 16, burstBytes: 65_536, sessions: 20, durationMs: 600, warmupMs: 150, drainMs: 2_000 },
-  fanout: { members: [20], messages: 5, intervalMs: 20, routes: ['front', 'envoy', 'direct'] },
+  fanout: { members: [20], messages: 5, intervalMs: 20, routes: ['front', 'envoy-h2up', 'direct'] },
   idle: { n: 200, settleMs: 100 },
   scale: { routes: [], stepTimeoutMs: 30_000 },
   h2upStreams: 60_000,

@@ -26,7 +26,7 @@ export const ROUTE_LABEL: Record<RouteName, string> = {
   front: 'via HAProxy',
   'front-h2up': 'via HAProxy (h2 upstream)',
   envoy: 'via Envoy',
-  'envoy-h2up': 'via Envoy (h2 upstream)',
+  'envoy-h2up': 'via Envoy (h2 upstream, default)',
   direct: 'direct',
   reference: 'bare ws (reference)',
   ext: 'via external front',
@@ -91,6 +91,8 @@ export interface RunBase {
 
 export interface ProcessView {
   rssBytes: number | null;
+  /** Over several processes (the backends): the largest one's RSS. */
+  largestRssBytes?: number | null;
   socketFds: number;
   tcpEstablished: number;
 }
@@ -214,7 +216,7 @@ export interface Ratio {
 }
 
 export interface Target {
-  id: 'sessions-10k' | 'sessions-50k' | 'open-3x' | 'front-70pct' | 'p99-1.5x' | 'backend-95pct';
+  id: 'sessions-10k' | 'sessions-100k' | 'idle-8kb' | 'open-3x' | 'front-70pct' | 'p99-1.5x' | 'backend-95pct' | 'client-100us';
   goal: string;
   measured: string;
   value: number | null;

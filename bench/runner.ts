@@ -205,11 +205,12 @@ export class Runner {
     const peers = new Set<number>();
     for (const e of establishedOf(clientPid, table)) peers.add(e.localPort);
     if (proxyPid !== undefined) for (const e of establishedOf(proxyPid, table)) peers.add(e.localPort);
-    const backends = { rssBytes: 0 as number | null, socketFds: 0, tcpEstablished: 0 };
+    const backends = { rssBytes: 0 as number | null, largestRssBytes: 0 as number | null, socketFds: 0, tcpEstablished: 0 };
     for (const b of this.env.backends) {
       const s = socketCount(b.pid, table);
       const rss = rssBytes(b.pid);
       backends.rssBytes = rss === undefined || backends.rssBytes === null ? null : backends.rssBytes + rss;
+      backends.largestRssBytes = rss === undefined || backends.largestRssBytes === null ? null : Math.max(backends.largestRssBytes, rss);
       backends.socketFds += s.sockets;
       backends.tcpEstablished += establishedOf(b.pid, table).filter((e) => e.localPort === b.port && peers.has(e.remotePort)).length;
     }

@@ -63,12 +63,12 @@ describe('npm run bench -- --quick (CI smoke: the bench works, whatever the numb
     });
     expect(result.paths).toEqual([...PATHS]);
     const routes = result.routes.map((r) => r.name).sort();
-    expect(routes).toEqual(['direct', 'envoy', 'front']);
+    expect(routes).toEqual(['direct', 'envoy-h2up', 'front']);
     // HAProxy, Envoy and the backend all speak RFC 8441 over h2c; their SETTINGS are recorded.
     for (const r of result.routes) expect(r.peer?.enableConnectProtocol, r.name).toBe(true);
     // Envoy's front listener carries the stream limit the bench gave its xDS server.
-    expect(result.routes.find((r) => r.name === 'envoy')?.peer?.maxConcurrentStreams).toBe(result.conditions.gateway.h2MaxConcurrentStreams);
-    expect(result.conditions.envoyInfo?.envoy).toMatchObject({ Version: result.versions.envoy, Concurrency: String(result.conditions.gateway.envoyConcurrency), Upstream: 'h1' });
+    expect(result.routes.find((r) => r.name === 'envoy-h2up')?.peer?.maxConcurrentStreams).toBe(result.conditions.gateway.h2upStreams);
+    expect(result.conditions.envoyInfo?.['envoy-h2up']).toMatchObject({ Version: result.versions.envoy, Concurrency: String(result.conditions.gateway.envoyConcurrency), Upstream: 'h2' });
   });
 
   it('runs every scenario of the quick profile over the whole path × route matrix, alternated, with one A/A run each', () => {
@@ -80,7 +80,7 @@ describe('npm run bench -- --quick (CI smoke: the bench works, whatever the numb
       const runs = result.scenarios[name];
       expect(runs.length, name).toBeGreaterThan(0);
       const cells = new Set(runs.map((r) => `${r.path}|${r.route}`));
-      expect([...cells].sort(), name).toEqual(['h1-upgrade|direct', 'h1-upgrade|envoy', 'h1-upgrade|front', 'h2-mux|direct', 'h2-mux|envoy', 'h2-mux|front']);
+      expect([...cells].sort(), name).toEqual(['h1-upgrade|direct', 'h1-upgrade|envoy-h2up', 'h1-upgrade|front', 'h2-mux|direct', 'h2-mux|envoy-h2up', 'h2-mux|front']);
       expect(runs.filter((r) => r.aa).length, `${name} A/A runs`).toBe(1);
       for (const r of runs) {
         expect(r.scenario).toBe(name);
@@ -88,7 +88,7 @@ describe('npm run bench -- --quick (CI smoke: the bench works, whatever the numb
         expect(r.conditions).toMatchObject({ node: process.version, route: r.route, backendStreamLimit: expect.any(Number) });
         // Which proxy a run went through is recorded with it.
         expect(r.conditions.haproxy === null, `${r.label} haproxy`).toBe(r.route !== 'front');
-        expect(r.conditions.envoy ?? null, `${r.label} envoy`).toBe(r.route === 'envoy' ? result.versions.envoy : null);
+        expect(r.conditions.envoy ?? null, `${r.label} envoy`).toBe(r.route === 'envoy-h2up' ? result.versions.envoy : null);
         seqs.push(r.seq);
       }
     }
@@ -135,7 +135,7 @@ describe('npm run bench -- --quick (CI smoke: the bench works, whatever the numb
   it('computes ratios (with the A/A noise floor) and reports every target, measured or not', () => {
     expect(result.ratios.some((r) => r.aa)).toBe(true);
     expect(result.ratios.some((r) => !r.aa && r.description.includes('h1-upgrade / h2-mux'))).toBe(true);
-    expect(result.targets.map((t) => t.id)).toEqual(['sessions-10k', 'sessions-50k', 'open-3x', 'front-70pct', 'p99-1.5x', 'backend-95pct']);
+    expect(result.targets.map((t) => t.id)).toEqual(['sessions-10k', 'sessions-100k', 'idle-8kb', 'open-3x', 'front-70pct', 'p99-1.5x', 'backend-95pct', 'client-100us']);
     for (const t of result.targets) {
       expect([true, false, null]).toContain(t.met);
       expect(t.measured.length).toBeGreaterThan(0);

@@ -68,8 +68,12 @@ export const DEFAULT_RESOURCE_OPTIONS: ResourceOptions = {
 };
 
 const ADS_SOURCE = { ads: {}, resource_api_version: 'V3' } as const;
-/** HTTP/2 frames Envoy queues towards one peer before it calls it a flood (defaults 10,000 / 1,000). */
-const FLOOD_LIMITS = { max_outbound_frames: 100000, max_outbound_control_frames: 10000 } as const;
+/**
+ * HTTP/2 frames Envoy queues towards one peer before it calls it a flood (defaults 10,000 / 1,000):
+ * 100,000, or two per stream the connection may carry when that is more — every session echoing at
+ * once queues a DATA frame each (100,000 sessions on one connection passed 100,000 frames).
+ */
+const floodLimits = (streams: number) => ({ max_outbound_frames: Math.max(100_000, 2 * streams), max_outbound_control_frames: 10_000 });
 // The front's own route and endpoints wait for the control plane as long as it takes (Envoy's 15 s
 // default would warm a listener or cluster with nothing in it), as LDS/CDS do in envoy/envoy.yaml.
 const FRONT_ADS_SOURCE = { ...ADS_SOURCE, initial_fetch_timeout: '0s' } as const;
@@ -152,7 +156,7 @@ function frontHttpConnectionManager(o: ResourceOptions): JsonObject {
       connection_keepalive: { interval: '30s', timeout: '10s' },
       // Tens of thousands of sessions on one connection pass Envoy's default flood limits (10,000
       // frames, 1,000 control frames) in normal use.
-      ...FLOOD_LIMITS,
+      ...floodLimits(o.front.maxConcurrentStreams),
     },
     upgrade_configs: [{ upgrade_type: 'websocket' }],
     rds: { config_source: FRONT_ADS_SOURCE, route_config_name: o.front.routeConfigName },
@@ -301,6 +305,7 @@ export function grpcRouteConfiguration(o: ResourceOptions): JsonObject {
 // ------------------------------------------------------------------ shared: CDS + EDS
 
 export function cluster(o: ResourceOptions): JsonObject {
+  const sessionBound = Math.max(100_000, 2 * o.front.maxConcurrentStreams);
   return {
     name: o.cluster,
     type: 'EDS',
@@ -320,7 +325,7 @@ export function cluster(o: ResourceOptions): JsonObject {
             ? // RFC 8441 upstream: many sessions per backend connection (envoy-static-h2-upstream.yaml).
               // The flood limits towards the backends too: 50,000 sessions over 3 upstream connections
               // hit the default 1,000 control frames and lost a connection with its 10,000+ streams.
-              { http2_protocol_options: { allow_connect: true, max_concurrent_streams: o.front.maxConcurrentStreams, ...FLOOD_LIMITS } }
+              { http2_protocol_options: { allow_connect: true, max_concurrent_streams: o.front.maxConcurrentStreams, ...floodLimits(o.front.maxConcurrentStreams) } }
             : // Each WebSocket leaves as its own HTTP/1.1 Upgrade towards the backend.
               { http_protocol_options: {} },
       },
@@ -331,13 +336,14 @@ export function cluster(o: ResourceOptions): JsonObject {
     // Envoy's default ring of 1,024 entries (as in envoy-static-sticky.yaml), said explicitly.
     ...(o.front.balance === 'room' && { ring_hash_lb_config: { minimum_ring_size: 1024 } }),
     // Envoy's 1,024 defaults would stop an HTTP/1.1 upstream at 1,024 sessions. Connections stay at
-    // 30,000 (each is a file descriptor); requests (sessions) go to 100,000: at 30,000 an HTTP/2
-    // upstream refused the 30,001st session (measured).
+    // 30,000 (each is a file descriptor); requests (sessions) go to 100,000, or twice the streams one
+    // client connection may carry when that is more: at 30,000 an HTTP/2 upstream refused the 30,001st
+    // session (measured).
     circuit_breakers: {
       // max_retries: Envoy's default of 3 retries at a time turned the 4th of 20 sessions reconnecting
       // at once from a crashed backend into a 503 (upstream_rq_retry_overflow); a retry here is only a
       // connect failure (FRONT_RETRY_POLICY), at most 2 per session.
-      thresholds: [{ priority: 'DEFAULT', max_connections: 30000, max_pending_requests: 100000, max_requests: 100000, max_retries: 100000 }],
+      thresholds: [{ priority: 'DEFAULT', max_connections: 30000, max_pending_requests: sessionBound, max_requests: sessionBound, max_retries: 100000 }],
     },
     // Health comes from the registry (the gateway's checker) through EDS health_status; there is no
     // Envoy active health check here, so there is exactly one opinion on whether a backend is up.

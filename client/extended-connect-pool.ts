@@ -56,6 +56,61 @@ export interface PooledConnection {
   goingAway: boolean;
 }
 
+function connectionError(origin: URL, err: Error): GatewayError {
+  if (err instanceof GatewayError) return err;
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'HTTP2WRAPPER_NOSETTINGS') return new ConnectionError(`HTTP/2 connection to ${origin.href} closed before SETTINGS`, err);
+  return new ConnectionError(`HTTP/2 connection to ${origin.href} failed: ${err.message}`, err);
+}
+
+/**
+ * One open() waiting for the Agent: its listener, called as `listener.resolve(session)` or
+ * `listener.reject(err)` (methods, not closures: one of these per session opened).
+ */
+class PendingOpen<T> {
+  readonly #origin: URL;
+  readonly #headers: http2.OutgoingHttpHeaders;
+  readonly #use: (stream: http2.ClientHttp2Stream, session: http2.ClientHttp2Session) => Promise<T>;
+  readonly #resolve: (value: T) => void;
+  readonly #reject: (err: Error) => void;
+
+  constructor(
+    origin: URL,
+    headers: http2.OutgoingHttpHeaders,
+    use: (stream: http2.ClientHttp2Stream, session: http2.ClientHttp2Session) => Promise<T>,
+    resolve: (value: T) => void,
+    reject: (err: Error) => void,
+  ) {
+    this.#origin = origin;
+    this.#headers = headers;
+    this.#use = use;
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+
+  // The Agent serves its listeners one after the other from one session while it has free
+  // slots, counting a slot taken only when request() runs: so it must run right here.
+  resolve(session: PooledSession): void {
+    if (!session.remoteSettings.enableConnectProtocol) {
+      this.#reject(new ExtendedConnectUnsupportedError(this.#origin.href));
+      return;
+    }
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = session.request(this.#headers, { endStream: false });
+    } catch (err) {
+      // The session stopped taking streams (GOAWAY) between being chosen and now: nothing sent.
+      this.#reject(new StreamResetError(undefined, `could not open stream: ${(err as Error).message}`));
+      return;
+    }
+    this.#use(stream, session).then(this.#resolve, this.#reject);
+  }
+
+  reject(err: Error): void {
+    this.#reject(connectionError(this.#origin, err));
+  }
+}
+
 /** Events: 'connection' (id), 'goaway' (id, errorCode, lastStreamID), 'connection-closed' (id). */
 export class ExtendedConnectPool extends EventEmitter {
   readonly #origin: URL;
@@ -94,29 +149,10 @@ export class ExtendedConnectPool extends EventEmitter {
    */
   open<T>(headers: http2.OutgoingHttpHeaders, use: (stream: http2.ClientHttp2Stream, session: http2.ClientHttp2Session) => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const listener = {
-        // The Agent serves its listeners one after the other from one session while it has free
-        // slots, counting a slot taken only when request() runs: so it must run right here.
-        resolve: (session: PooledSession) => {
-          if (!session.remoteSettings.enableConnectProtocol) {
-            reject(new ExtendedConnectUnsupportedError(this.#origin.href));
-            return;
-          }
-          let stream: http2.ClientHttp2Stream;
-          try {
-            stream = session.request(headers, { endStream: false });
-          } catch (err) {
-            // The session stopped taking streams (GOAWAY) between being chosen and now: nothing sent.
-            reject(new StreamResetError(undefined, `could not open stream: ${(err as Error).message}`));
-            return;
-          }
-          use(stream, session).then(resolve, reject);
-        },
-        reject: (err: Error) => reject(this.#connectionError(err)),
-      };
       // An array of listeners, as the Agent's own request() passes: its typings and README describe
       // a single listener object, which the code silently ignores (the promise resolves, nobody is called).
-      void this.#agent.getSession(this.#agentOrigin, this.#connectOptions, [listener] as unknown as PromiseListeners);
+      const listeners = [new PendingOpen(this.#origin, headers, use, resolve, reject)];
+      void this.#agent.getSession(this.#agentOrigin, this.#connectOptions, listeners as unknown as PromiseListeners);
     });
   }
 
@@ -218,10 +254,4 @@ export class ExtendedConnectPool extends EventEmitter {
     this.emit('connection', id);
   }
 
-  #connectionError(err: Error): GatewayError {
-    if (err instanceof GatewayError) return err;
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'HTTP2WRAPPER_NOSETTINGS') return new ConnectionError(`HTTP/2 connection to ${this.#origin.href} closed before SETTINGS`, err);
-    return new ConnectionError(`HTTP/2 connection to ${this.#origin.href} failed: ${err.message}`, err);
-  }
 }

@@ -204,9 +204,9 @@ export async function openSessions(client: WsClient, n: number, options: OpenSes
 
   const lane = async () => {
     while (next < n) {
-      if (performance.now() > deadline) return;
-      next++;
       const start = performance.now();
+      if (start > deadline) return;
+      next++;
       try {
         const session = await client.open(path);
         recordMs(histogram, performance.now() - start);

@@ -23,9 +23,10 @@ const log = logger('mux-client');
 
 /** One pool serves one origin with one set of options, so the Agent's key for them is a constant:
  *  its own normalizeOptions() stringifies every option (the CA's PEM included) on each open. */
+const ONE_ORIGIN_KEY = '';
 class OneOriginAgent extends Agent {
   override normalizeOptions(): string {
-    return '';
+    return ONE_ORIGIN_KEY;
   }
 }
 
@@ -149,11 +150,29 @@ export class ExtendedConnectPool extends EventEmitter {
    */
   open<T>(headers: http2.OutgoingHttpHeaders, use: (stream: http2.ClientHttp2Stream, session: http2.ClientHttp2Session) => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
+      const pending = new PendingOpen(this.#origin, headers, use, resolve, reject);
+      const sole = this.#soleFreeSession();
+      if (sole) return pending.resolve(sole);
       // An array of listeners, as the Agent's own request() passes: its typings and README describe
       // a single listener object, which the code silently ignores (the promise resolves, nobody is called).
-      const listeners = [new PendingOpen(this.#origin, headers, use, resolve, reject)];
-      void this.#agent.getSession(this.#agentOrigin, this.#connectOptions, listeners as unknown as PromiseListeners);
+      void this.#agent.getSession(this.#agentOrigin, this.#connectOptions, [pending] as unknown as PromiseListeners);
     });
+  }
+
+  /**
+   * The Agent's pick, without its lookup per stream (a promise, a copy of the listener array, the
+   * origin serialised), when the pick is plain: it holds ONE session for us, and that one takes
+   * streams and has a free slot. With several sessions the Agent's own choice applies (it packs
+   * streams onto the fullest one with room). The slot is counted by the Agent's request() shim
+   * on the session, whichever path called it.
+   */
+  #soleFreeSession(): PooledSession | undefined {
+    const sessions = this.#agent.sessions[ONE_ORIGIN_KEY];
+    if (sessions === undefined || sessions.length !== 1) return undefined;
+    const session = sessions[0] as PooledSession;
+    if (session[kGracefullyClosing] === true || session.destroyed || session.closed) return undefined;
+    const limit = session.remoteSettings.maxConcurrentStreams ?? Number.MAX_SAFE_INTEGER;
+    return (session[kCurrentStreamCount] as number) < limit ? session : undefined;
   }
 
   /** The session has stopped taking new streams (GOAWAY received, or closing). */

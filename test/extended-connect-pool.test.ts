@@ -95,6 +95,26 @@ describe('the pool on http2-wrapper, where the Agent alone falls short', () => {
     }
   });
 
+  it('the same one after the other: the first connection fills to the limit, the rest go to a second; a freed slot is used again', async () => {
+    const peer = await startPeer({ enableConnectProtocol: true, maxConcurrentStreams: 5 });
+    const client = new MuxClient(peer.url);
+    try {
+      const sessions = [];
+      for (let i = 0; i < 8; i++) sessions.push(await client.open('/echo'));
+      expect(await Promise.all(sessions.map((s, i) => echo(s.ws, `q${i}`)))).toEqual(sessions.map((_, i) => `q${i}`));
+      expect(client.connections().map((c) => [c.streams, c.limit])).toEqual([[5, 5], [3, 5]]);
+      const first = sessions[0]!;
+      first.ws.terminate();
+      await waitUntil(() => client.connections()[0]?.streams === 4, 5_000, 'the freed slot is counted');
+      const again = await client.open('/echo');
+      expect(again.localPort).toBe(first.localPort);
+      expect(client.connections().map((c) => c.streams)).toEqual([5, 3]);
+      expect(client.stats().connectionsOpened).toBe(2);
+    } finally {
+      await client.close();
+    }
+  });
+
   it('GOAWAY(NO_ERROR) with sessions open: they keep echoing, the next one opens on a new connection', async () => {
     const peer = await startPeer({ enableConnectProtocol: true });
     const client = new MuxClient(peer.url);

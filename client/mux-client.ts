@@ -5,7 +5,7 @@ import { logger } from '../lib/log.js';
 import { completeExtendedConnect, extendedConnectHeaders, type OpenOptions } from '../lib/ws-h2-adapter.js';
 import { ExtendedConnectPool, type PooledConnection } from './extended-connect-pool.js';
 import { H1Client } from './h1-client.js';
-import { holdUntilNextMacrotask, type ClientStats, type OpenSessionOptions, type WsClient, type WsSession } from './types.js';
+import { resumeInNextMacrotask, type ClientStats, type OpenSessionOptions, type WsClient, type WsSession } from './types.js';
 
 // Many WebSocket sessions as RFC 8441 streams over as few HTTP/2 connections as the peer allows.
 // The connections are http2-wrapper's Agent's (client/extended-connect-pool.ts, with what RFC 8441
@@ -76,6 +76,8 @@ export class MuxClient extends EventEmitter implements WsClient {
         headers: options.headers,
         maxPayload: this.#options.maxPayload,
         timeoutMs: this.#options.handshakeTimeoutMs,
+        // Held until the caller's continuation has run (the promise open() returns settles first).
+        paused: true,
       };
       let session: http2.ClientHttp2Session | undefined;
       try {
@@ -85,8 +87,7 @@ export class MuxClient extends EventEmitter implements WsClient {
         });
         opened.ws.on('error', (err) => log.debug({ err: err.message, path }, 'session error'));
         const backend = opened.headers['x-backend-id'];
-        // Held until the caller's continuation has run (the promise this returns settles first).
-        holdUntilNextMacrotask(opened.ws);
+        resumeInNextMacrotask(opened.ws);
         return {
           ws: opened.ws,
           transport: 'h2',

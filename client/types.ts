@@ -43,7 +43,7 @@ export interface WsClient {
   close(): Promise<void>;
 }
 
-/** WebSockets paused by holdUntilNextMacrotask(), resumed together by one setImmediate. */
+/** Paused WebSockets to resume together, by one setImmediate. */
 let held: WebSocket[] | undefined;
 
 function resumeHeld(): void {
@@ -53,12 +53,11 @@ function resumeHeld(): void {
 }
 
 /**
- * Pause `ws` until the next macrotask: promise continuations (the caller's `await open()`) run
- * first, so the listeners they attach see the first messages. One immediate serves every session
- * opened in a tick, not one each.
+ * Resume the paused `ws` in the next macrotask: promise continuations (the caller's
+ * `await open()`) run first, so the listeners they attach see the first messages. One immediate
+ * serves every session opened in a tick, not one each.
  */
-export function holdUntilNextMacrotask(ws: WebSocket): void {
-  ws.pause();
+export function resumeInNextMacrotask(ws: WebSocket): void {
   if (held === undefined) {
     held = [];
     setImmediate(resumeHeld);
@@ -68,6 +67,7 @@ export function holdUntilNextMacrotask(ws: WebSocket): void {
 
 /** Hold incoming messages until the caller's `await open()` continuation has run. */
 export function deliverAfterResolve(session: WsSession, resolve: (s: WsSession) => void): void {
-  holdUntilNextMacrotask(session.ws);
+  session.ws.pause();
+  resumeInNextMacrotask(session.ws);
   resolve(session);
 }

@@ -236,6 +236,9 @@ export interface OpenOptions {
   maxPayload?: number;
   /** Bound on the handshake (HEADERS out → 200 in). */
   timeoutMs?: number;
+  /** Client side: hand the WebSocket over paused (`ws.isPaused`), reading nothing from the stream
+   *  until `ws.resume()`, so that listeners attached later miss no message. */
+  paused?: boolean;
 }
 
 export interface OpenedStream {
@@ -397,7 +400,12 @@ class ClientHandshake implements Expirable {
     // From here the WebSocket listens for the stream's errors.
     stream.off('error', ignoreStreamError);
     const limits = clientLimitsFor(opts.maxPayload ?? 100 * 1024 * 1024);
-    this.#resolve({ ws: wrapStream(stream, 'client', chosen, limits), headers, protocol: chosen, stream });
+    // Paused before ws attaches its 'data' listener, which would otherwise set the stream flowing
+    // (a read scheduled on the next tick) only for ws.pause() to stop it again.
+    if (opts.paused) stream.pause();
+    const ws = wrapStream(stream, 'client', chosen, limits);
+    if (opts.paused) ws.pause();
+    this.#resolve({ ws, headers, protocol: chosen, stream });
   }
 }
 

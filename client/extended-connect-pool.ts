@@ -21,9 +21,9 @@ import { logger } from '../lib/log.js';
 
 const log = logger('mux-client');
 
+const ONE_ORIGIN_KEY = '';
 /** One pool serves one origin with one set of options, so the Agent's key for them is a constant:
  *  its own normalizeOptions() stringifies every option (the CA's PEM included) on each open. */
-const ONE_ORIGIN_KEY = '';
 class OneOriginAgent extends Agent {
   override normalizeOptions(): string {
     return ONE_ORIGIN_KEY;
@@ -152,7 +152,10 @@ export class ExtendedConnectPool extends EventEmitter {
     return new Promise<T>((resolve, reject) => {
       const pending = new PendingOpen(this.#origin, headers, use, resolve, reject);
       const sole = this.#soleFreeSession();
-      if (sole) return pending.resolve(sole);
+      if (sole) {
+        pending.resolve(sole);
+        return;
+      }
       // An array of listeners, as the Agent's own request() passes: its typings and README describe
       // a single listener object, which the code silently ignores (the promise resolves, nobody is called).
       void this.#agent.getSession(this.#agentOrigin, this.#connectOptions, [pending] as unknown as PromiseListeners);

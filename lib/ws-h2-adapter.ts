@@ -285,7 +285,8 @@ export function openExtendedConnect(session: http2.ClientHttp2Session, opts: Ope
   return completeExtendedConnect(stream, opts);
 }
 
-/** One handshake bound per duration, shared by every stream opened with it (lib/deadline-queue.ts). */
+/** One handshake bound per duration (a handful in practice: one per client's option), shared by
+ *  every stream opened with it (lib/deadline-queue.ts). */
 const handshakeDeadlines = new Map<number, DeadlineQueue>();
 
 function deadlinesOf(ms: number): DeadlineQueue {

@@ -17,7 +17,7 @@ import {
 } from './result.js';
 
 // Ratios from alternated runs (one per repetition pair, then the median) and the A/A noise floor,
-// then the four targets, each with what was measured and why where missed.
+// then the targets, each with what was measured and why where missed.
 
 export function median(values: readonly number[]): number | null {
   const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
@@ -330,6 +330,9 @@ export function computeTargets(result: Pick<BenchResult, 'scenarios'>, ratios: r
   }
   targets.push(open3x);
 
+  // 2b. What the h2 load generator (MuxClient) spends per session it opens, in the same storm.
+  targets.push(clientCpuTarget(storm, fronts));
+
   // 3. Echo throughput via the front ≥70% of direct, both paths.
   const tpGroups = [...new Set(throughput.map((r) => JSON.stringify(r.params)))];
   const headline = tpGroups.find((k) => k.includes('"mode":"single"') && k.includes('"size":1024')) ?? tpGroups[0];
@@ -403,22 +406,47 @@ export function computeTargets(result: Pick<BenchResult, 'scenarios'>, ratios: r
       why: '',
     });
   }
-  // 6. The client's CPU per opened h2 session (MuxClient), opening 1,000 on the default stack's route.
-  const clientRoute = TARGET_FRONTS.map((f) => f.route as RouteName).concat('direct').find((r) => storm.some((x) => x.ok && x.route === r && x.params.n === 1000 && x.path === 'h2-mux' && x.cpu));
-  if (clientRoute) {
-    const runs = storm.filter((x) => x.ok && !x.aa && x.route === clientRoute && x.params.n === 1000 && x.path === 'h2-mux' && x.cpu);
-    const us = median(runs.map((x) => x.cpu!.clientUs ?? NaN));
-    const share = median(runs.map((x) => x.cpu!.clientCoreShare ?? NaN));
-    targets.push({
-      id: 'client-100us',
-      goal: 'the h2 client (MuxClient) spends ≤100 µs CPU per session it opens',
-      measured: `${ROUTE_LABEL[clientRoute]}, 1,000 sessions: ${us?.toFixed(0) ?? '?'} µs CPU per opened session (median of ${runs.length}), the load generator busy ${share == null ? '?' : (share * 100).toFixed(0)}% of the open time`,
-      value: us,
-      met: us == null ? null : us <= 100,
-      why: '',
-    });
-  }
   return targets;
+}
+
+/** The client's CPU per session opened is judged on this storm size (a fresh load generator each run). */
+const CLIENT_CPU_N = 1000;
+const CLIENT_CPU_GOAL_US = 100;
+
+/**
+ * MuxClient's CPU per session opened, from the storm's own windows (first handshake to the last
+ * one settled): the median over the runs of each front, and direct (no proxy) beside them. The
+ * first front that ran decides; with no front in the run, direct does.
+ */
+function clientCpuTarget(storm: readonly StormRun[], fronts: readonly TargetFront[]): Target {
+  const goal = `the h2 load generator (MuxClient) spends ≤${CLIENT_CPU_GOAL_US} µs CPU per session it opens (storm of ${fmt(CLIENT_CPU_N)}, a fresh process)`;
+  const at = (route: RouteName) => {
+    const runs = storm.filter((r) => r.ok && !r.aa && r.params.n === CLIENT_CPU_N && r.path === 'h2-mux' && r.route === route && r.cpu);
+    return {
+      us: median(runs.map((r) => r.cpu!.clientUs ?? NaN)),
+      share: median(runs.map((r) => r.cpu!.clientCoreShare ?? NaN)),
+      runs: runs.length,
+    };
+  };
+  const places = [...fronts.map((f) => ({ route: f.route as RouteName, name: f.name })), { route: 'direct' as RouteName, name: ROUTE_LABEL.direct }]
+    .map((p) => ({ ...p, ...at(p.route) }))
+    .filter((p) => p.us !== null);
+  const primary = places[0];
+  if (!primary) return { id: 'client-100us', goal, measured: `not measured (needs the ${fmt(CLIENT_CPU_N)}-session storm, h2-mux)`, value: null, met: null, why: '' };
+  const text = (p: (typeof places)[number]) =>
+    `${p.name}: ${p.us!.toFixed(0)} µs per session (client core share ${p.share === null ? '?' : `${(p.share * 100).toFixed(0)}%`}, ${p.runs} run${p.runs === 1 ? '' : 's'})`;
+  const met = primary.us! <= CLIENT_CPU_GOAL_US;
+  return {
+    id: 'client-100us',
+    goal,
+    measured: places.map(text).join(' | '),
+    value: primary.us,
+    met,
+    why: met
+      ? ''
+      : `each storm run gets a fresh load generator, so its window holds the process's first connection, the first use of the code and V8 compiling the hot path; ` +
+        `per stream, most of the rest is Node's own http2 request() (docs/bench.md, "The client's CPU per session").`,
+  };
 }
 
 /** Most sessions a scale run had open and echoing on ONE client connection at any step. */

@@ -216,7 +216,7 @@ export interface Ratio {
 }
 
 export interface Target {
-  id: 'sessions-10k' | 'sessions-100k' | 'idle-8kb' | 'open-3x' | 'front-70pct' | 'p99-1.5x' | 'backend-95pct' | 'client-100us';
+  id: 'sessions-10k' | 'sessions-100k' | 'idle-8kb' | 'open-3x' | 'client-100us' | 'front-70pct' | 'p99-1.5x' | 'backend-95pct';
   goal: string;
   measured: string;
   value: number | null;

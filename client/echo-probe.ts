@@ -163,6 +163,9 @@ export interface OpenSessionsOptions {
   onProgress?: (done: number, total: number) => void;
   /** Called as each session opens, before its first message can arrive (e.g. to attach listeners). */
   onOpen?: (session: WsSession, index: number) => void;
+  /** Called when the first handshake starts and when the last one settled, before the handshake
+   *  latencies are summarised: CPU sampled there is the cost of opening, not of the report. */
+  onMark?: (mark: 'start' | 'end') => void;
 }
 
 export interface OpenSessionsResult {
@@ -197,12 +200,13 @@ export async function openSessions(client: WsClient, n: number, options: OpenSes
   let failed = 0;
   const t0 = performance.now();
   const deadline = options.deadlineMs === undefined ? Infinity : t0 + options.deadlineMs;
+  options.onMark?.('start');
 
   const lane = async () => {
     while (next < n) {
-      if (performance.now() > deadline) return;
-      next++;
       const start = performance.now();
+      if (start > deadline) return;
+      next++;
       try {
         const session = await client.open(path);
         recordMs(histogram, performance.now() - start);
@@ -218,6 +222,7 @@ export async function openSessions(client: WsClient, n: number, options: OpenSes
   };
   await Promise.all(Array.from({ length: concurrency }, lane));
   const elapsedMs = performance.now() - t0;
+  options.onMark?.('end');
   const notStarted = n - next;
   if (notStarted > 0) errors['not started: deadline passed'] = notStarted;
   const handshake = summarize(histogram);

@@ -21,11 +21,12 @@ import { logger } from '../lib/log.js';
 
 const log = logger('mux-client');
 
+const ONE_ORIGIN_KEY = '';
 /** One pool serves one origin with one set of options, so the Agent's key for them is a constant:
  *  its own normalizeOptions() stringifies every option (the CA's PEM included) on each open. */
 class OneOriginAgent extends Agent {
   override normalizeOptions(): string {
-    return '';
+    return ONE_ORIGIN_KEY;
   }
 }
 
@@ -54,6 +55,61 @@ export interface PooledConnection {
   streams: number;
   limit: number;
   goingAway: boolean;
+}
+
+function connectionError(origin: URL, err: Error): GatewayError {
+  if (err instanceof GatewayError) return err;
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'HTTP2WRAPPER_NOSETTINGS') return new ConnectionError(`HTTP/2 connection to ${origin.href} closed before SETTINGS`, err);
+  return new ConnectionError(`HTTP/2 connection to ${origin.href} failed: ${err.message}`, err);
+}
+
+/**
+ * One open() waiting for the Agent: its listener, called as `listener.resolve(session)` or
+ * `listener.reject(err)` (methods, not closures: one of these per session opened).
+ */
+class PendingOpen<T> {
+  readonly #origin: URL;
+  readonly #headers: http2.OutgoingHttpHeaders;
+  readonly #use: (stream: http2.ClientHttp2Stream, session: http2.ClientHttp2Session) => Promise<T>;
+  readonly #resolve: (value: T) => void;
+  readonly #reject: (err: Error) => void;
+
+  constructor(
+    origin: URL,
+    headers: http2.OutgoingHttpHeaders,
+    use: (stream: http2.ClientHttp2Stream, session: http2.ClientHttp2Session) => Promise<T>,
+    resolve: (value: T) => void,
+    reject: (err: Error) => void,
+  ) {
+    this.#origin = origin;
+    this.#headers = headers;
+    this.#use = use;
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+
+  // The Agent serves its listeners one after the other from one session while it has free
+  // slots, counting a slot taken only when request() runs: so it must run right here.
+  resolve(session: PooledSession): void {
+    if (!session.remoteSettings.enableConnectProtocol) {
+      this.#reject(new ExtendedConnectUnsupportedError(this.#origin.href));
+      return;
+    }
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = session.request(this.#headers, { endStream: false });
+    } catch (err) {
+      // The session stopped taking streams (GOAWAY) between being chosen and now: nothing sent.
+      this.#reject(new StreamResetError(undefined, `could not open stream: ${(err as Error).message}`));
+      return;
+    }
+    this.#use(stream, session).then(this.#resolve, this.#reject);
+  }
+
+  reject(err: Error): void {
+    this.#reject(connectionError(this.#origin, err));
+  }
 }
 
 /** Events: 'connection' (id), 'goaway' (id, errorCode, lastStreamID), 'connection-closed' (id). */
@@ -94,30 +150,32 @@ export class ExtendedConnectPool extends EventEmitter {
    */
   open<T>(headers: http2.OutgoingHttpHeaders, use: (stream: http2.ClientHttp2Stream, session: http2.ClientHttp2Session) => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const listener = {
-        // The Agent serves its listeners one after the other from one session while it has free
-        // slots, counting a slot taken only when request() runs: so it must run right here.
-        resolve: (session: PooledSession) => {
-          if (!session.remoteSettings.enableConnectProtocol) {
-            reject(new ExtendedConnectUnsupportedError(this.#origin.href));
-            return;
-          }
-          let stream: http2.ClientHttp2Stream;
-          try {
-            stream = session.request(headers, { endStream: false });
-          } catch (err) {
-            // The session stopped taking streams (GOAWAY) between being chosen and now: nothing sent.
-            reject(new StreamResetError(undefined, `could not open stream: ${(err as Error).message}`));
-            return;
-          }
-          use(stream, session).then(resolve, reject);
-        },
-        reject: (err: Error) => reject(this.#connectionError(err)),
-      };
+      const pending = new PendingOpen(this.#origin, headers, use, resolve, reject);
+      const sole = this.#soleFreeSession();
+      if (sole) {
+        pending.resolve(sole);
+        return;
+      }
       // An array of listeners, as the Agent's own request() passes: its typings and README describe
       // a single listener object, which the code silently ignores (the promise resolves, nobody is called).
-      void this.#agent.getSession(this.#agentOrigin, this.#connectOptions, [listener] as unknown as PromiseListeners);
+      void this.#agent.getSession(this.#agentOrigin, this.#connectOptions, [pending] as unknown as PromiseListeners);
     });
+  }
+
+  /**
+   * The Agent's pick, without its lookup per stream (a promise, a copy of the listener array, the
+   * origin serialised), when the pick is plain: it holds ONE session for us, and that one takes
+   * streams and has a free slot. With several sessions the Agent's own choice applies (it packs
+   * streams onto the fullest one with room). The slot is counted by the Agent's request() shim
+   * on the session, whichever path called it.
+   */
+  #soleFreeSession(): PooledSession | undefined {
+    const sessions = this.#agent.sessions[ONE_ORIGIN_KEY];
+    if (sessions === undefined || sessions.length !== 1) return undefined;
+    const session = sessions[0] as PooledSession;
+    if (session[kGracefullyClosing] === true || session.destroyed || session.closed) return undefined;
+    const limit = session.remoteSettings.maxConcurrentStreams ?? Number.MAX_SAFE_INTEGER;
+    return (session[kCurrentStreamCount] as number) < limit ? session : undefined;
   }
 
   /** The session has stopped taking new streams (GOAWAY received, or closing). */
@@ -218,10 +276,4 @@ export class ExtendedConnectPool extends EventEmitter {
     this.emit('connection', id);
   }
 
-  #connectionError(err: Error): GatewayError {
-    if (err instanceof GatewayError) return err;
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'HTTP2WRAPPER_NOSETTINGS') return new ConnectionError(`HTTP/2 connection to ${this.#origin.href} closed before SETTINGS`, err);
-    return new ConnectionError(`HTTP/2 connection to ${this.#origin.href} failed: ${err.message}`, err);
-  }
 }

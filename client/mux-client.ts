@@ -2,10 +2,10 @@ import { EventEmitter } from 'node:events';
 import http2 from 'node:http2';
 import { ConnectionError, ExtendedConnectUnsupportedError, StreamResetError } from '../lib/errors.js';
 import { logger } from '../lib/log.js';
-import { completeExtendedConnect, extendedConnectHeaders } from '../lib/ws-h2-adapter.js';
+import { completeExtendedConnect, extendedConnectHeaders, type OpenOptions } from '../lib/ws-h2-adapter.js';
 import { ExtendedConnectPool, type PooledConnection } from './extended-connect-pool.js';
 import { H1Client } from './h1-client.js';
-import { deliverAfterResolve, type ClientStats, type OpenSessionOptions, type WsClient, type WsSession } from './types.js';
+import { resumeInNextMacrotask, type ClientStats, type OpenSessionOptions, type WsClient, type WsSession } from './types.js';
 
 // Many WebSocket sessions as RFC 8441 streams over as few HTTP/2 connections as the peer allows.
 // The connections are http2-wrapper's Agent's (client/extended-connect-pool.ts, with what RFC 8441
@@ -34,6 +34,7 @@ export class MuxClient extends EventEmitter implements WsClient {
   readonly #origin: URL;
   readonly #options: MuxClientOptions;
   readonly #pool: ExtendedConnectPool;
+  readonly #scheme: 'http' | 'https';
   #fallback: H1Client | undefined;
   #closed = false;
 
@@ -46,6 +47,7 @@ export class MuxClient extends EventEmitter implements WsClient {
       throw new ConnectionError(`MuxClient needs an http(s):// or ws(s):// URL, got ${origin.href}`);
     }
     this.#origin = new URL(origin.origin);
+    this.#scheme = origin.protocol === 'https:' ? 'https' : 'http';
     this.#options = options;
     this.#pool = new ExtendedConnectPool(this.#origin, {
       ca: options.ca,
@@ -67,13 +69,15 @@ export class MuxClient extends EventEmitter implements WsClient {
     if (this.#closed) throw new ConnectionError('MuxClient is closed');
     for (let attempt = 1; ; attempt++) {
       if (this.#fallback) return this.#fallback.open(path, options);
-      const handshake = {
+      const handshake: OpenOptions = {
         path,
-        scheme: this.#origin.protocol === 'https:' ? ('https' as const) : ('http' as const),
+        scheme: this.#scheme,
         protocols: options.protocols,
         headers: options.headers,
         maxPayload: this.#options.maxPayload,
         timeoutMs: this.#options.handshakeTimeoutMs,
+        // Held until the caller's continuation has run (the promise open() returns settles first).
+        paused: true,
       };
       let session: http2.ClientHttp2Session | undefined;
       try {
@@ -83,19 +87,15 @@ export class MuxClient extends EventEmitter implements WsClient {
         });
         opened.ws.on('error', (err) => log.debug({ err: err.message, path }, 'session error'));
         const backend = opened.headers['x-backend-id'];
-        return await new Promise<WsSession>((resolve) =>
-          deliverAfterResolve(
-            {
-              ws: opened.ws,
-              transport: 'h2',
-              backendId: typeof backend === 'string' ? backend : undefined,
-              protocol: opened.protocol,
-              headers: opened.headers,
-              localPort: opened.stream.session?.socket?.localPort,
-            },
-            resolve,
-          ),
-        );
+        resumeInNextMacrotask(opened.ws);
+        return {
+          ws: opened.ws,
+          transport: 'h2',
+          backendId: typeof backend === 'string' ? backend : undefined,
+          protocol: opened.protocol,
+          headers: opened.headers,
+          localPort: opened.stream.session?.socket?.localPort,
+        };
       } catch (err) {
         if (err instanceof ExtendedConnectUnsupportedError && this.#options.fallbackToH1) {
           this.#fallBack();

@@ -43,9 +43,31 @@ export interface WsClient {
   close(): Promise<void>;
 }
 
+/** Paused WebSockets to resume together, by one setImmediate. */
+let held: WebSocket[] | undefined;
+
+function resumeHeld(): void {
+  const batch = held!;
+  held = undefined;
+  for (const ws of batch) ws.resume();
+}
+
+/**
+ * Resume the paused `ws` in the next macrotask: promise continuations (the caller's
+ * `await open()`) run first, so the listeners they attach see the first messages. One immediate
+ * serves every session opened in a tick, not one each.
+ */
+export function resumeInNextMacrotask(ws: WebSocket): void {
+  if (held === undefined) {
+    held = [];
+    setImmediate(resumeHeld);
+  }
+  held.push(ws);
+}
+
 /** Hold incoming messages until the caller's `await open()` continuation has run. */
 export function deliverAfterResolve(session: WsSession, resolve: (s: WsSession) => void): void {
   session.ws.pause();
+  resumeInNextMacrotask(session.ws);
   resolve(session);
-  setImmediate(() => session.ws.resume());
 }

@@ -21,6 +21,7 @@ import http2 from 'node:http2';
 import { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
 import { WS_RECEIVE_DEFAULTS } from './config.js';
+import { DeadlineQueue, type DeadlineTicket, type Expirable } from './deadline-queue.js';
 import {
   ExtendedConnectUnsupportedError,
   HandshakeRejectedError,
@@ -30,7 +31,7 @@ import {
   WsInternalsChangedError,
 } from './errors.js';
 
-const { HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HEADER_SCHEME, HTTP2_HEADER_AUTHORITY, HTTP2_HEADER_STATUS } = http2.constants;
+const { HTTP2_HEADER_METHOD, HTTP2_HEADER_AUTHORITY, HTTP2_HEADER_STATUS } = http2.constants;
 // @types/node lacks this constant (RFC 8441 pseudo-header).
 const HTTP2_HEADER_PROTOCOL = ':protocol';
 
@@ -128,14 +129,26 @@ function construct(limits: ReceiveLimits): WebSocket {
   });
 }
 
+let lastSetSocketOptions: SetSocketOptions | undefined;
+
+/** setSocket() reads its options once (into the Receiver it builds), so one object serves many. */
 function setSocketOptions(limits: ReceiveLimits): SetSocketOptions {
-  return {
+  const last = lastSetSocketOptions;
+  if (
+    last &&
+    last.maxPayload === limits.maxPayload &&
+    last.maxFragments === limits.maxFragments &&
+    last.maxBufferedChunks === limits.maxBufferedChunks
+  ) {
+    return last;
+  }
+  return (lastSetSocketOptions = {
     allowSynchronousEvents: true,
     maxPayload: limits.maxPayload,
     maxFragments: limits.maxFragments,
     maxBufferedChunks: limits.maxBufferedChunks,
     skipUTF8Validation: false,
-  };
+  });
 }
 
 function wrapStream(stream: http2.Http2Stream, role: 'client' | 'server', protocol: string, limits: ReceiveLimits): WebSocket {
@@ -230,6 +243,9 @@ export interface OpenOptions {
   maxPayload?: number;
   /** Bound on the handshake (HEADERS out → 200 in). */
   timeoutMs?: number;
+  /** Client side: hand the WebSocket over paused (`ws.isPaused`), reading nothing from the stream
+   *  until `ws.resume()`, so that listeners attached later miss no message. */
+  paused?: boolean;
 }
 
 export interface OpenedStream {
@@ -242,17 +258,18 @@ export interface OpenedStream {
 
 /** The request headers of an extended CONNECT that opens a WebSocket (RFC 8441 §4-5). */
 export function extendedConnectHeaders(opts: OpenOptions): http2.OutgoingHttpHeaders {
-  const protocols = opts.protocols ?? [];
+  // Literal keys (not the http2.constants names): V8 then clones the literal instead of building it
+  // key by key, once per session opened.
   const requestHeaders: http2.OutgoingHttpHeaders = {
-    [HTTP2_HEADER_METHOD]: 'CONNECT',
-    [HTTP2_HEADER_PROTOCOL]: 'websocket',
-    [HTTP2_HEADER_SCHEME]: opts.scheme ?? 'http',
-    [HTTP2_HEADER_PATH]: opts.path,
+    ':method': 'CONNECT',
+    ':protocol': 'websocket',
+    ':scheme': opts.scheme ?? 'http',
+    ':path': opts.path,
     'sec-websocket-version': '13',
-    ...opts.headers,
   };
+  if (opts.headers) Object.assign(requestHeaders, opts.headers);
   if (opts.authority) requestHeaders[HTTP2_HEADER_AUTHORITY] = opts.authority;
-  if (protocols.length > 0) requestHeaders['sec-websocket-protocol'] = protocols.join(', ');
+  if (opts.protocols && opts.protocols.length > 0) requestHeaders['sec-websocket-protocol'] = opts.protocols.join(', ');
   return requestHeaders;
 }
 
@@ -275,72 +292,136 @@ export function openExtendedConnect(session: http2.ClientHttp2Session, opts: Ope
   return completeExtendedConnect(stream, opts);
 }
 
+/** One handshake bound per duration (a handful in practice: one per client's option), shared by
+ *  every stream opened with it (lib/deadline-queue.ts). */
+const handshakeDeadlines = new Map<number, DeadlineQueue>();
+
+function deadlinesOf(ms: number): DeadlineQueue {
+  let queue = handshakeDeadlines.get(ms);
+  if (!queue) handshakeDeadlines.set(ms, (queue = new DeadlineQueue(ms)));
+  return queue;
+}
+
+/** The receive bounds of a client session, by maxPayload (one value per client in practice). */
+let clientLimits: ReceiveLimits = { ...WS_RECEIVE_DEFAULTS, maxPayload: 100 * 1024 * 1024 };
+
+function clientLimitsFor(maxPayload: number): ReceiveLimits {
+  // The other bounds are the ones ws's own HTTP/1.1 client applies.
+  if (clientLimits.maxPayload !== maxPayload) clientLimits = { ...WS_RECEIVE_DEFAULTS, maxPayload };
+  return clientLimits;
+}
+
+const kHandshake = Symbol('ws-h2-handshake');
+type HandshakeStream = http2.ClientHttp2Stream & { [kHandshake]?: ClientHandshake | undefined };
+
+// The stream's listeners are shared functions that find their handshake on the stream: a storm
+// opens thousands of streams a second, and closures per stream (named ones, under tsx, with a
+// defineProperty each) were a visible part of the client's CPU per session.
+
+function onHandshakeResponse(this: HandshakeStream, headers: http2.IncomingHttpHeaders): void {
+  this[kHandshake]?.response(headers);
+}
+
+function onHandshakeClose(this: HandshakeStream): void {
+  this[kHandshake]?.closed();
+}
+
+// 'error' always precedes 'close' for resets with an error code; the 'close' listener rejects.
+// This one stays attached for good: a stream abandoned below (refused, timed out) still gets the
+// session's error when the peer later ends the connection with GOAWAY(error), and an 'error'
+// without a listener would take the whole process down.
+function ignoreStreamError(): void {}
+
+/** One client handshake in flight: HEADERS sent, waiting for the peer's answer or the deadline. */
+class ClientHandshake implements Expirable {
+  readonly #stream: HandshakeStream;
+  readonly #opts: OpenOptions;
+  readonly #resolve: (opened: OpenedStream) => void;
+  readonly #reject: (err: Error) => void;
+  readonly #deadlines: DeadlineQueue;
+  readonly #ticket: DeadlineTicket;
+
+  constructor(stream: HandshakeStream, opts: OpenOptions, resolve: (opened: OpenedStream) => void, reject: (err: Error) => void) {
+    this.#stream = stream;
+    this.#opts = opts;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    stream[kHandshake] = this;
+    stream.on('response', onHandshakeResponse);
+    stream.on('close', onHandshakeClose);
+    stream.on('error', ignoreStreamError);
+    this.#deadlines = deadlinesOf(opts.timeoutMs ?? 10_000);
+    this.#ticket = this.#deadlines.add(this);
+  }
+
+  #cleanup(): void {
+    const stream = this.#stream;
+    this.#deadlines.cancel(this.#ticket);
+    stream[kHandshake] = undefined;
+    stream.off('response', onHandshakeResponse);
+    stream.off('close', onHandshakeClose);
+  }
+
+  onDeadline(): void {
+    this.#cleanup();
+    this.#stream.close(http2.constants.NGHTTP2_CANCEL);
+    this.#reject(new TimeoutError(`WebSocket handshake for ${this.#opts.path}`, this.#deadlines.durationMs));
+  }
+
+  closed(): void {
+    this.#cleanup();
+    this.#reject(new StreamResetError(this.#stream.rstCode, `stream for ${this.#opts.path} closed before the handshake answered`));
+  }
+
+  response(headers: http2.IncomingHttpHeaders): void {
+    this.#cleanup();
+    const stream = this.#stream;
+    const opts = this.#opts;
+    const status = Number(headers[HTTP2_HEADER_STATUS]);
+    if (status !== 200) {
+      // Finish the refused stream rather than reset it: fronts count a client's resets of young
+      // streams as a rapid-reset attack, and Envoy closed a connection holding 30,000 sessions
+      // after ~2,700 handshakes refused (503) and reset in a row. A peer that never ends its
+      // side still gets a reset, later.
+      stream.resume();
+      stream.end();
+      const giveUp = setTimeout(() => stream.close(http2.constants.NGHTTP2_CANCEL), 5_000);
+      giveUp.unref();
+      stream.once('close', () => clearTimeout(giveUp));
+      this.#reject(new HandshakeRejectedError(status, opts.path));
+      return;
+    }
+    const protocols = opts.protocols ?? [];
+    const chosen = typeof headers['sec-websocket-protocol'] === 'string' ? headers['sec-websocket-protocol'] : '';
+    // Same rule as ws's HTTP/1.1 client, so both transports fail alike.
+    const problem =
+      chosen && !protocols.includes(chosen)
+        ? `server selected subprotocol "${chosen}", which was not offered (${protocols.join(', ') || 'none'})`
+        : !chosen && protocols.length > 0
+          ? `server selected no subprotocol (offered ${protocols.join(', ')})`
+          : undefined;
+    if (problem) {
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+      this.#reject(new SubprotocolError(problem));
+      return;
+    }
+    // From here the WebSocket listens for the stream's errors.
+    stream.off('error', ignoreStreamError);
+    const limits = clientLimitsFor(opts.maxPayload ?? 100 * 1024 * 1024);
+    // Paused before ws attaches its 'data' listener, which would otherwise set the stream flowing
+    // (a read scheduled on the next tick) only for ws.pause() to stop it again.
+    if (opts.paused) stream.pause();
+    const ws = wrapStream(stream, 'client', chosen, limits);
+    if (opts.paused) ws.pause();
+    this.#resolve({ ws, headers, protocol: chosen, stream });
+  }
+}
+
 /**
  * Client side, once the extended CONNECT's HEADERS are sent (`extendedConnectHeaders`): wait for
  * the 200 and turn the stream into a WebSocket. Call it in the same tick as `request()`, so no
  * event of the stream can fire before its listeners are attached.
  */
 export function completeExtendedConnect(stream: http2.ClientHttp2Stream, opts: OpenOptions): Promise<OpenedStream> {
-  const protocols = opts.protocols ?? [];
-  return new Promise<OpenedStream>((resolve, reject) => {
-    const timeoutMs = opts.timeoutMs ?? 10_000;
-    const timer = setTimeout(() => {
-      cleanup();
-      stream.close(http2.constants.NGHTTP2_CANCEL);
-      reject(new TimeoutError(`WebSocket handshake for ${opts.path}`, timeoutMs));
-    }, timeoutMs);
-
-    const onClose = () => {
-      cleanup();
-      reject(new StreamResetError(stream.rstCode, `stream for ${opts.path} closed before the handshake answered`));
-    };
-    // 'error' always precedes 'close' for resets with an error code; the 'close' handler rejects.
-    // It stays attached for good: a stream abandoned below (refused, timed out) still gets the
-    // session's error when the peer later ends the connection with GOAWAY(error), and an 'error'
-    // without a listener would take the whole process down.
-    const onError = () => {};
-    const onResponse = (headers: http2.IncomingHttpHeaders) => {
-      cleanup();
-      const status = Number(headers[HTTP2_HEADER_STATUS]);
-      if (status !== 200) {
-        // Finish the refused stream rather than reset it: fronts count a client's resets of young
-        // streams as a rapid-reset attack, and Envoy closed a connection holding 30,000 sessions
-        // after ~2,700 handshakes refused (503) and reset in a row. A peer that never ends its
-        // side still gets a reset, later.
-        stream.resume();
-        stream.end();
-        const giveUp = setTimeout(() => stream.close(http2.constants.NGHTTP2_CANCEL), 5_000);
-        giveUp.unref();
-        stream.once('close', () => clearTimeout(giveUp));
-        reject(new HandshakeRejectedError(status, opts.path));
-        return;
-      }
-      const chosen = typeof headers['sec-websocket-protocol'] === 'string' ? headers['sec-websocket-protocol'] : '';
-      // Same rule as ws's HTTP/1.1 client, so both transports fail alike.
-      const problem =
-        chosen && !protocols.includes(chosen)
-          ? `server selected subprotocol "${chosen}", which was not offered (${protocols.join(', ') || 'none'})`
-          : !chosen && protocols.length > 0
-            ? `server selected no subprotocol (offered ${protocols.join(', ')})`
-            : undefined;
-      if (problem) {
-        stream.close(http2.constants.NGHTTP2_CANCEL);
-        reject(new SubprotocolError(problem));
-        return;
-      }
-      // From here the WebSocket listens for the stream's errors.
-      stream.off('error', onError);
-      // The other bounds are the ones ws's own HTTP/1.1 client applies.
-      const limits = { ...WS_RECEIVE_DEFAULTS, maxPayload: opts.maxPayload ?? 100 * 1024 * 1024 };
-      resolve({ ws: wrapStream(stream, 'client', chosen, limits), headers, protocol: chosen, stream });
-    };
-    function cleanup() {
-      clearTimeout(timer);
-      stream.off('response', onResponse);
-      stream.off('close', onClose);
-    }
-    stream.on('response', onResponse);
-    stream.on('close', onClose);
-    stream.on('error', onError);
-  });
+  return new Promise<OpenedStream>((resolve, reject) => void new ClientHandshake(stream, opts, resolve, reject));
 }

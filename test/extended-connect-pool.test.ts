@@ -28,7 +28,7 @@ afterEach(async () => {
 });
 
 /** An echoing RFC 8441 peer (node:http2), plain text or TLS. */
-async function startPeer(settings: http2.Settings, tls?: { cert: Buffer; key: Buffer }): Promise<Peer> {
+async function startPeer(settings: http2.Settings, tls?: { cert: Buffer; key: Buffer }, greeting?: string): Promise<Peer> {
   const server = tls ? http2.createSecureServer({ ...tls, settings }) : http2.createServer({ settings });
   const peer: Peer = { url: '', lastStreamId: 0, sessions: new Set(), close: async () => {} };
   server.on('session', (s) => {
@@ -42,6 +42,7 @@ async function startPeer(settings: http2.Settings, tls?: { cert: Buffer; key: Bu
     if (!accepted.ok) return;
     accepted.ws.on('error', () => {});
     accepted.ws.on('message', (data, isBinary) => accepted.ws.send(data as Buffer, { binary: isBinary }));
+    if (greeting !== undefined) accepted.ws.send(greeting);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   peer.url = `${tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -60,6 +61,22 @@ describe('the pool on http2-wrapper, where the Agent alone falls short', () => {
     try {
       for (let i = 0; i < 5; i++) expect(await echo((await client.open('/echo')).ws, `s${i}`)).toBe(`s${i}`);
       expect(client.stats()).toMatchObject({ connections: 1, connectionsOpened: 1, openStreams: 5 });
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('every session of a storm gets the message its peer sends with the 200 (a listener attached after `await open()`)', async () => {
+    const peer = await startPeer({ enableConnectProtocol: true }, undefined, 'welcome');
+    const client = new MuxClient(peer.url);
+    try {
+      const greeted = await Promise.all(
+        Array.from({ length: 50 }, async () => {
+          const { ws } = await client.open('/echo');
+          return new Promise<string>((r) => ws.once('message', (d) => r(d.toString())));
+        }),
+      );
+      expect(greeted).toEqual(Array.from({ length: 50 }, () => 'welcome'));
     } finally {
       await client.close();
     }
@@ -90,6 +107,26 @@ describe('the pool on http2-wrapper, where the Agent alone falls short', () => {
       const sessions = await Promise.all(Array.from({ length: 8 }, () => client.open('/echo')));
       expect(await Promise.all(sessions.map((s, i) => echo(s.ws, `n${i}`)))).toEqual(sessions.map((_, i) => `n${i}`));
       expect(client.connections().map((c) => [c.streams, c.limit])).toEqual([[5, 5], [3, 5]]);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('the same one after the other: the first connection fills to the limit, the rest go to a second; a freed slot is used again', async () => {
+    const peer = await startPeer({ enableConnectProtocol: true, maxConcurrentStreams: 5 });
+    const client = new MuxClient(peer.url);
+    try {
+      const sessions = [];
+      for (let i = 0; i < 8; i++) sessions.push(await client.open('/echo'));
+      expect(await Promise.all(sessions.map((s, i) => echo(s.ws, `q${i}`)))).toEqual(sessions.map((_, i) => `q${i}`));
+      expect(client.connections().map((c) => [c.streams, c.limit])).toEqual([[5, 5], [3, 5]]);
+      const first = sessions[0]!;
+      first.ws.terminate();
+      await waitUntil(() => client.connections()[0]?.streams === 4, 5_000, 'the freed slot is counted');
+      const again = await client.open('/echo');
+      expect(again.localPort).toBe(first.localPort);
+      expect(client.connections().map((c) => c.streams)).toEqual([5, 3]);
+      expect(client.stats().connectionsOpened).toBe(2);
     } finally {
       await client.close();
     }

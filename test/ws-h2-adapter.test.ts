@@ -127,6 +127,29 @@ describe('WebSocket over an HTTP/2 stream', () => {
     expect((await answer('short'))[':status']).toBe(400);
   });
 
+  it('paused: true hands the WebSocket over paused; a message sent with the 200 waits for resume()', async () => {
+    const server = http2.createServer({ settings: { enableConnectProtocol: true } });
+    server.on('stream', (stream, headers) => {
+      stream.on('error', () => {});
+      const result = acceptExtendedConnect(stream, headers, { limits: LIMITS });
+      if (!result.ok) return;
+      result.ws.on('error', () => {});
+      result.ws.send('welcome');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const client = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    client.on('error', () => {});
+    pair = { server, client, serverSockets: [] };
+    await new Promise((r) => client.once('remoteSettings', r));
+    const { ws } = await openExtendedConnect(client, { path: '/x', paused: true });
+    expect(ws.isPaused).toBe(true);
+    // Long enough for the greeting to have arrived and, were the stream flowing, been emitted to nobody.
+    await new Promise((r) => setTimeout(r, 50));
+    const first = new Promise<string>((r) => ws.once('message', (d) => r(d.toString())));
+    ws.resume();
+    expect(await first).toBe('welcome');
+  });
+
   it('propagates close code and reason client → server', async () => {
     const p = await startPair();
     const { ws } = await openExtendedConnect(p.client, { path: '/x' });

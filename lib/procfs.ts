@@ -69,6 +69,10 @@ export interface TcpEntry {
   remotePort: number;
   /** 'ESTABLISHED', 'LISTEN', 'TIME_WAIT', ... */
   state: string;
+  /** Bytes received and not yet read by the owner (`ss` Recv-Q, for an established socket). */
+  rxQueue: number;
+  /** Bytes written and not yet acknowledged by the peer (`ss` Send-Q, for an established socket). */
+  txQueue: number;
 }
 
 const TCP_STATES: Record<string, string> = {
@@ -104,6 +108,8 @@ export function tcpTable(): Map<number, TcpEntry> {
         localPort: parseInt(f[1]!.split(':')[1] ?? '0', 16),
         remotePort: parseInt(f[2]!.split(':')[1] ?? '0', 16),
         state: TCP_STATES[f[3]!] ?? f[3]!,
+        txQueue: parseInt(f[4]!.split(':')[0] ?? '0', 16),
+        rxQueue: parseInt(f[4]!.split(':')[1] ?? '0', 16),
       });
     }
   }

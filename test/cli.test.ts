@@ -35,6 +35,7 @@ const CONFIG: Record<string, z.ZodObject> = {
   'hot-restart': findStackSchema,
   'envoy:check': gatewaySchema.pick({}),
   'h2-frames': gatewaySchema.pick({}),
+  'h2-stall': gatewaySchema.pick({ haproxyBin: true, haproxyTemplate: true }),
 };
 
 /** A misspelt flag per command, and the flag it should suggest. */
@@ -50,6 +51,7 @@ const TYPOS: Record<string, [string[], string]> = {
   'hot-restart': [['--stauts'], '--status'],
   'envoy:check': [['--ofline'], '--offline'],
   'h2-frames': [['--quiet-dat'], '--quiet-data'],
+  'h2-stall': [['--in-flight-kb', '64'], '--in-flight-kib'],
 };
 
 const env = { ...process.env, LOG_LEVEL: 'warn', LOG_FORMAT: 'json' };

@@ -52,7 +52,7 @@ const H2_STALL = defineCommand({
   }),
   epilog: [
     'examples:',
-    '  npm run h2-stall                       HAProxy, proto h2: stalls within seconds',
+    '  npm run h2-stall                       HAProxy, proto h2: it stalls in seconds',
     '  npm run h2-stall -- --upstream h1      the same load, HTTP/1.1 upstream',
     '  npm run h2-stall -- --front envoy      Envoy, HTTP/2 upstream',
     "  npm run h2-stall -- --haproxy-global 'tune.bufsize 65536'",
@@ -335,8 +335,8 @@ async function main(): Promise<number> {
       const fd = await front.runtime('show fd').catch((err: Error) => `(show fd failed: ${err.message})`);
       const lines = fd.split('\n').map((l) => l.trim()).filter((l) => l.includes('mux=H2'));
       for (const line of lines) conns.push(decodeShowFd(line));
-      // One connection from the client, and (HAProxy 2.6 does not share a tunnel's upstream connection
-      // while it lasts) one to the backend per session: the first of each side in full, then all summed up.
+      // One connection from the client, and towards the backend often one per session (HAProxy 2.6
+      // opened 100 for 100 sessions here): the first of each side in full, then all of them summed up.
       const shown = [conns.findIndex((c) => !c.back), conns.findIndex((c) => c.back)].filter((i) => i >= 0);
       out();
       out(`HAProxy, \`show fd\` on its stats socket: ${lines.length} lines with mux=H2; the first of each side:`);
@@ -357,10 +357,14 @@ async function main(): Promise<number> {
     out('socket queues (/proc/net/tcp, as `ss -tn` shows them), established sockets of each hop:');
     for (const l of queueTable(list)) out(l);
     out();
-    const [, fromClient, toBackend, atBackend] = list;
+    const [atClient, fromClient, toBackend, atBackend] = list;
     const frontUnread = sum(fromClient!.sockets, 'rxQueue') + sum(toBackend!.sockets, 'rxQueue');
     const sfull = conns.some((c) => c.connFlags.includes('H2_CF_DEM_SFULL'));
     const sfctl = conns.some((c) => c.streamFlags.includes('H2_SF_BLK_SFCTL'));
+    // The client connection stuck both ways: HAProxy cannot write to the client, the client does not read.
+    const clientUnread = sum(atClient!.sockets, 'rxQueue');
+    const toClientUnsent = sum(fromClient!.sockets, 'txQueue');
+    const bothWays = clientUnread > 0 && toClientUnsent > 0;
     let verdict: string;
     if (o.front === 'haproxy' && o.upstream === 'h2') {
       verdict =
@@ -370,8 +374,14 @@ async function main(): Promise<number> {
         (sfull || sfctl
           ? `; HAProxy reports ${[sfull && 'demuxes blocked on a full stream buffer (H2_CF_DEM_SFULL)', sfctl && 'streams waiting for stream-level credit (H2_SF_BLK_SFCTL)'].filter(Boolean).join(' and ')}`
           : '') +
-        '. The WINDOW_UPDATEs its streams wait for are in its own sockets, behind DATA it has no room to take: ' +
-        'head-of-line blocking inside the proxy, not a slow peer. The same load runs with --upstream h1 and with --front envoy.';
+        '. HAProxy stops reading a connection while a stream buffer is full, and the WINDOW_UPDATEs its streams wait for are in ' +
+        'its own sockets, behind DATA it has no room to take: head-of-line blocking inside the proxy, not a slow peer.' +
+        (bothWays
+          ? ` This time the client connection is stuck both ways too: ${size(toClientUnsent)} HAProxy cannot write to the client ` +
+            `and ${size(clientUnread)} the client has not read. Node's HTTP/2 session stops reading its socket while one of its own ` +
+            'writes is pending (Http2Session::MaybeStopReading, src/node_http2.cc), and its write waits for HAProxy to read.'
+          : '') +
+        ' The same load runs with --upstream h1 and with --front envoy.';
     } else {
       verdict = `Verdict: stalled through ${front.label}, which is not the case the doc records (HAProxy 2.6 with \`proto h2\` upstream); the queues above say where the bytes wait. See ${DOC}.`;
     }
